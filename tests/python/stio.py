@@ -37,7 +37,7 @@ def _to_raw(value):
             value = t.numpy()
     except ImportError:
         pass
-    arr = np.ascontiguousarray(value)
+    arr = np.asarray(value, order="C")  # (ascontiguousarray would turn 0-dim into 1-dim)
     code = _NP_TO_ST[arr.dtype]
     return code, list(arr.shape), arr.astype(arr.dtype.newbyteorder("<")).tobytes()
 
