@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   try {
     at::NoGradGuard no_grad;
     strata::Model model = strata::Model::load(argv[1]);
-    const auto blocks = model.match("blocks.?");
+    const auto blocks = model.match(R"(re:blocks\.\d+)");  // the residual stream, block by block
 
     // Clean: step 3 from 7 -> next digit after 7 0 3 6 9 2 5 8 1 4 is 7. Corrupted: step token S1
     // with the same digits; the model must reconcile a step token that disagrees with the digits.
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     double clean_lp = 0;
     {
       strata::HookSession session;
-      session.capture("blocks.*").capture("tok_emb");
+      session.capture(R"(re:blocks\.\d+)").capture("tok_emb");
       clean_lp = last_logprob(model.forward({clean}), answer);
       clean_cache = session.activations();
     }

@@ -17,12 +17,8 @@ ActivationStats::ActivationStats(std::vector<std::string> patterns) {
 
 bool ActivationStats::wants(const HookPoint& point) const {
   if (patterns_.empty()) return point.kind == HookKind::Output;
-  // A module name or glob means its outputs; input points only when named by their key.
-  for (const auto& p : patterns_) {
-    if (point.kind == HookKind::Output ? p.matches(point)
-                                       : p.matches(point.key()) || p.matches(point.explicit_key()))
-      return true;
-  }
+  for (const auto& p : patterns_)
+    if (p.selects(point, Which::Output)) return true;
   return false;
 }
 

@@ -35,20 +35,10 @@ bool HookSession::which_ok(Which which, HookKind kind) {
   return which == Which::Both || (which == Which::Output) == (kind == HookKind::Output);
 }
 
-namespace {
-// A pattern naming a full key ("m:in:0", "lin@0") selects that point whatever `which` says; a
-// module name or glob selects the module's outputs, inputs, or both.
-bool matches_point(const Pattern& p, Which which, const HookPoint& point, bool which_ok) {
-  if (p.matches(point.key()) || p.matches(point.explicit_key())) return true;
-  return which_ok && p.matches(point.module);
-}
-}  // namespace
 
 HookSession& HookSession::capture(const std::string& pattern, Which which) {
   Pattern p(pattern);
-  selectors_.push_back([p, which](const HookPoint& point) {
-    return matches_point(p, which, point, which_ok(which, point.kind));
-  });
+  selectors_.push_back([p, which](const HookPoint& point) { return p.selects(point, which); });
   selected_cache_.clear();
   return *this;
 }
@@ -164,7 +154,7 @@ at::Tensor HookSession::on_hook(const std::string& module, HookKind kind, int64_
 
   at::Tensor value = x;
   for (auto& e : edits_) {
-    if (!matches_point(e.pattern, e.which, point, which_ok(e.which, kind))) continue;
+    if (!e.pattern.selects(point, e.which)) continue;
     value = e.edit.apply(point, value, cs.input);
     ++e.applied;
   }

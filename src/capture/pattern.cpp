@@ -93,8 +93,13 @@ bool Pattern::matches(const std::string& name) const {
   return false;
 }
 
-bool Pattern::matches(const HookPoint& point) const {
-  return matches(point.module) || matches(point.key()) || matches(point.explicit_key());
+bool Pattern::selects(const HookPoint& point, Which which) const {
+  const bool by_key = matches(point.key()) || matches(point.explicit_key());
+  if (point.kind == HookKind::Output) {
+    return which != Which::Input && (matches(point.module) || by_key);
+  }
+  if (which != Which::Output && matches(point.module)) return true;
+  return text_.find(":in:") != std::string::npos && by_key;
 }
 
 }  // namespace strata

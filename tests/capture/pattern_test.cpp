@@ -39,12 +39,23 @@ TEST(Pattern, ExactGlobRegex) {
 TEST(Pattern, MatchesModuleKeyOrExplicitKey) {
   HookPoint first{"lin", HookKind::Output, 0, -1};
   HookPoint second{"lin", HookKind::Output, 1, -1};
-  EXPECT_TRUE(Pattern("lin").matches(first));
-  EXPECT_TRUE(Pattern("lin").matches(second));
-  EXPECT_TRUE(Pattern("lin@1").matches(second));
-  EXPECT_FALSE(Pattern("lin@1").matches(first));
-  EXPECT_TRUE(Pattern("lin@0").matches(first));
-  EXPECT_FALSE(Pattern("lin@0").matches(second));
+  const Which out = Which::Output;
+  EXPECT_TRUE(Pattern("lin").selects(first, out));
+  EXPECT_TRUE(Pattern("lin").selects(second, out));
+  EXPECT_TRUE(Pattern("lin@1").selects(second, out));
+  EXPECT_FALSE(Pattern("lin@1").selects(first, out));
+  EXPECT_TRUE(Pattern("lin@0").selects(first, out));
+  EXPECT_FALSE(Pattern("lin@0").selects(second, out));
+  EXPECT_FALSE(Pattern("lin").selects(first, Which::Input));
+}
+
+TEST(Pattern, InputPointsOnlyWhenAskedFor) {
+  HookPoint in{"blocks.0", HookKind::Input, 0, 0};
+  EXPECT_FALSE(Pattern("blocks.*").selects(in, Which::Output));  // the glob also matches the key
+  EXPECT_TRUE(Pattern("blocks.*").selects(in, Which::Input));
+  EXPECT_TRUE(Pattern("blocks.*").selects(in, Which::Both));
+  EXPECT_TRUE(Pattern("blocks.0:in:0").selects(in, Which::Output));
+  EXPECT_TRUE(Pattern("*:in:*").selects(in, Which::Output));
 }
 
 }  // namespace

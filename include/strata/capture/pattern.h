@@ -11,9 +11,9 @@
 #include <regex>
 #include <string>
 
-namespace strata {
+#include <strata/capture/hook_point.h>
 
-struct HookPoint;
+namespace strata {
 
 /// True when `text` matches the glob `pattern` (fnmatch-style, `*` also crosses dots).
 bool glob_match(const std::string& pattern, const std::string& text);
@@ -25,8 +25,11 @@ class Pattern {
   explicit Pattern(std::string text);
   /// True when the pattern matches `name` as a whole.
   bool matches(const std::string& name) const;
-  /// True when the pattern matches the point's module name, its key or its explicit key.
-  bool matches(const HookPoint& point) const;
+  /// Selection rule used everywhere (captures, edits, analyzers): an output point is selected
+  /// when `which` covers outputs and the pattern matches its module name, key or explicit key;
+  /// an input point when `which` covers inputs and the pattern matches its module name, or when
+  /// the pattern itself names input keys (contains ":in:") and matches the key.
+  bool selects(const HookPoint& point, Which which) const;
   /// The pattern as written.
   const std::string& text() const { return text_; }
   /// True for a pattern with no glob or regex syntax (an exact name).

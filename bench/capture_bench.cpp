@@ -1,0 +1,173 @@
+// Cost of capturing every submodule output, against a plain forward of the same TorchScript model.
+//
+//   strata_capture_bench [google-benchmark flags] MODEL.pt INPUT.safetensors [--threads=N] [--iters=K]
+//
+// MODEL is a TorchScript file, INPUT a safetensors file whose keys arg0, arg1, ... are the forward
+// arguments (bench/make_bench_gpt.py writes both). --threads sets at::set_num_threads (default 2;
+// give the Python peer the same). --iters fixes the forwards per repetition (default: Google
+// Benchmark chooses); with --benchmark_repetitions=R --benchmark_enable_random_interleaving=true
+// the variants' repetitions run in random order, which spreads the load of a shared machine
+// evenly over them. bench/run_capture_bench.sh runs this next to the Python peer
+// (bench/python_hooks_bench.py) and turns the medians into the ratios of docs/benchmarks.md.
+//
+// Variants, all under NoGradGuard, one forward per iteration, wall-clock time:
+//   original          torch::jit::load'ed module, no instrumentation
+//   instrumented      strata::Model (hook operators in the graph), no HookSession
+//   session_idle      Model with an active HookSession that selects nothing (bookkeeping only)
+//   capture_all       Model with HookSession::capture_all(), default KeepOptions (detached, CPU,
+//                     no clone): every submodule output is stored; read and cleared each iteration
+//   capture_all_clone the same with KeepOptions().set_clone(true)
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+#include <torch/script.h>
+
+#include <strata/capture/hook_session.h>
+#include <strata/io/safetensors.h>
+#include <strata/model/model.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Setup {
+  torch::jit::Module original;
+  std::unique_ptr<strata::Model> model;
+  std::vector<c10::IValue> inputs;
+  int64_t expected_captures = 0;  // output hook points per forward
+};
+Setup* g = nullptr;
+
+constexpr int kWarmup = 3;  // the profiling executor optimizes on the 2nd run
+
+void check(bool ok, const std::string& what) {
+  if (!ok) {
+    std::cerr << "strata_capture_bench: " << what << "\n";
+    std::exit(1);
+  }
+}
+
+void BM_original(benchmark::State& state) {
+  torch::NoGradGuard no_grad;
+  for (auto _ : state) {
+    c10::IValue out = g->original.forward(g->inputs);
+    benchmark::DoNotOptimize(out);
+  }
+}
+
+void BM_instrumented(benchmark::State& state) {
+  torch::NoGradGuard no_grad;
+  for (auto _ : state) {
+    c10::IValue out = g->model->forward(g->inputs);
+    benchmark::DoNotOptimize(out);
+  }
+}
+
+void BM_session_idle(benchmark::State& state) {
+  torch::NoGradGuard no_grad;
+  strata::HookSession session;  // active, selects nothing
+  for (auto _ : state) {
+    c10::IValue out = g->model->forward(g->inputs);
+    benchmark::DoNotOptimize(out);
+  }
+}
+
+void run_capture(benchmark::State& state, const strata::KeepOptions& keep) {
+  torch::NoGradGuard no_grad;
+  strata::HookSession session;
+  session.capture_all().keep(keep);
+  for (auto _ : state) {
+    c10::IValue out = g->model->forward(g->inputs);
+    const strata::TensorMap& acts = session.activations();
+    if (acts.size() != g->expected_captures) {
+      state.SkipWithError("capture_all stored the wrong number of activations");
+      break;
+    }
+    benchmark::DoNotOptimize(out);
+    session.clear();  // memory stays flat, as in a streaming use
+  }
+}
+
+void BM_capture_all(benchmark::State& state) { run_capture(state, strata::KeepOptions()); }
+void BM_capture_all_clone(benchmark::State& state) {
+  run_capture(state, strata::KeepOptions().set_clone(true));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  int threads = 2;
+  int iters = 0;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      threads = std::atoi(argv[i] + 10);
+    } else if (std::strncmp(argv[i], "--iters=", 8) == 0) {
+      iters = std::atoi(argv[i] + 8);
+    } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+      check(false, std::string("unknown flag '") + argv[i] + "'");
+    } else {
+      positional.emplace_back(argv[i]);
+    }
+  }
+  check(positional.size() == 2 && threads > 0,
+        "usage: strata_capture_bench [benchmark flags] MODEL.pt INPUT.safetensors [--threads=N] "
+        "[--iters=K]");
+  at::set_num_threads(threads);
+
+  Setup setup;
+  g = &setup;
+  setup.original = torch::jit::load(positional[0]);
+  setup.original.eval();
+  setup.model = std::make_unique<strata::Model>(strata::Model::load(positional[0]));
+  setup.model->require_hook_points();
+  const auto file = strata::load_safetensors(positional[1]);
+  for (size_t i = 0;; ++i) {
+    const std::string key = "arg" + std::to_string(i);
+    if (!file.tensors.contains(key)) break;
+    setup.inputs.emplace_back(file.tensors.at(key));
+  }
+  check(!setup.inputs.empty(), "no arg0 in " + positional[1]);
+
+  {  // Warm up every variant, and check that the instrumented model computes what the original does.
+    torch::NoGradGuard no_grad;
+    at::Tensor ref, got;
+    for (int i = 0; i < kWarmup; ++i) ref = setup.original.forward(setup.inputs).toTensor();
+    for (int i = 0; i < kWarmup; ++i) got = setup.model->forward(setup.inputs).toTensor();
+    check(at::equal(ref, got), "instrumented output differs from the original");
+    {
+      strata::HookSession idle;
+      for (int i = 0; i < kWarmup; ++i) setup.model->forward(setup.inputs);
+    }
+    strata::HookSession session;
+    session.capture_all();
+    for (int i = 0; i < kWarmup; ++i) {
+      session.clear();
+      got = setup.model->forward(setup.inputs).toTensor();
+    }
+    check(at::equal(ref, got), "output under capture_all differs from the original");
+    setup.expected_captures = session.activations().size();
+    check(setup.expected_captures > 0, "capture_all stored nothing");
+    std::cerr << "strata_capture_bench: " << setup.model->submodule_names().size()
+              << " submodules, " << setup.expected_captures << " activations captured per forward, "
+              << setup.model->instrument_stats().call_sites << " call sites, threads " << threads
+              << "\n";
+  }
+
+  for (auto [name, fn] : {std::pair{"original", &BM_original},
+                          std::pair{"instrumented", &BM_instrumented},
+                          std::pair{"session_idle", &BM_session_idle},
+                          std::pair{"capture_all", &BM_capture_all},
+                          std::pair{"capture_all_clone", &BM_capture_all_clone}}) {
+    auto* b = benchmark::RegisterBenchmark(name, fn)->UseRealTime()->Unit(benchmark::kMillisecond);
+    if (iters > 0) b->Iterations(iters);
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Capture-all overhead on a GPT-like model (6 blocks, d=256, batch 8 x 128 tokens): strata's C++
+# hook layer against a plain forward, next to PyTorch forward hooks in Python, in one run.
+#
+#   bench/run_capture_bench.sh [BUILD_DIR]          (default BUILD_DIR: build)
+#
+# Environment: THREADS (intra-op threads for both languages, default 2), ROUNDS (default 3),
+# REPS (repetitions per variant per round, default 4), ITERS (forwards per repetition, default 2),
+# JOBS (build parallelism, default 2).
+# Builds strata_capture_bench if needed (turning STRATA_BUILD_BENCHMARKS on in BUILD_DIR), writes
+# the model to BUILD_DIR/bench, then runs ROUNDS rounds of [C++ benchmark, Python peer] (the order
+# alternates between rounds), each with its variants' repetitions in random order, and prints the
+# markdown table of docs/benchmarks.md (also saved as BUILD_DIR/bench/capture_bench.md).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$(realpath -m "${1:-$ROOT/build}")
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+REPS=${REPS:-4}
+ITERS=${ITERS:-2}
+JOBS=${JOBS:-2}
+PY=/usr/bin/python3  # Debian's Python with torch 1.13
+OUT="$BUILD/bench"
+
+if [[ ! -f "$BUILD/CMakeCache.txt" ]]; then
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_BENCHMARKS=ON
+elif ! grep -q '^STRATA_BUILD_BENCHMARKS:BOOL=ON' "$BUILD/CMakeCache.txt"; then
+  cmake -S "$ROOT" -B "$BUILD" -DSTRATA_BUILD_BENCHMARKS=ON
+fi
+cmake --build "$BUILD" --target strata_capture_bench --parallel "$JOBS"
+BIN="$BUILD/bench/strata_capture_bench"
+[[ -x "$BIN" ]] || { echo "run_capture_bench.sh: $BIN was not built (is libbenchmark-dev installed?)" >&2; exit 1; }
+
+mkdir -p "$OUT"
+"$PY" "$ROOT/bench/make_bench_gpt.py" "$OUT" >&2
+rm -f "$OUT"/cpp_round*.json "$OUT"/py_round*.json
+
+export OMP_NUM_THREADS="$THREADS"  # the same for both processes (BLAS and ATen use OpenMP)
+run_cpp() {
+  "$BIN" "$OUT/bench_gpt.pt" "$OUT/bench_gpt.input.safetensors" --threads="$THREADS" \
+    --iters="$ITERS" --benchmark_repetitions="$REPS" --benchmark_enable_random_interleaving=true \
+    --benchmark_out="$OUT/cpp_round$1.json" --benchmark_out_format=json \
+    --benchmark_format=console --benchmark_report_aggregates_only=false >&2
+}
+run_py() {
+  "$PY" "$ROOT/bench/python_hooks_bench.py" "$OUT" --threads "$THREADS" --repetitions "$REPS" \
+    --iters "$ITERS" --seed "$1" --out "$OUT/py_round$1.json"
+}
+start=$(date +%s)
+load_before=$(cut -d" " -f1-3 /proc/loadavg)
+for ((r = 1; r <= ROUNDS; r++)); do
+  echo "== round $r/$ROUNDS" >&2
+  if ((r % 2)); then run_cpp "$r"; run_py "$r"; else run_py "$r"; run_cpp "$r"; fi
+done
+
+{
+  echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))," \
+       "load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Settings: THREADS=$THREADS ROUNDS=$ROUNDS REPS=$REPS ITERS=$ITERS; $(( $(date +%s) - start )) s of benchmarking."
+  echo
+  "$PY" "$ROOT/bench/summarize_capture_bench.py" "$OUT"/cpp_round*.json -- "$OUT"/py_round*.json
+} | tee "$OUT/capture_bench.md"

@@ -1,0 +1,75 @@
+#!/usr/bin/python3
+"""Turns the JSON files of bench/run_capture_bench.sh into the markdown table of docs/benchmarks.md.
+
+Usage:  /usr/bin/python3 bench/summarize_capture_bench.py CPP_1.json [...] -- PY_1.json [...]
+
+Every repetition (one sample = mean wall time of the forwards in that repetition) of every round
+is pooled per variant; the table gives medians and ratios of medians, each ratio with a 95%
+bootstrap interval (samples resampled within each variant), so the noise of a shared machine is
+visible next to the number.
+"""
+import json
+import random
+import statistics
+import sys
+
+
+def samples(paths):
+    out = {}
+    for p in paths:
+        with open(p) as f:
+            doc = json.load(f)
+        for b in doc["benchmarks"]:
+            if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
+                continue
+            scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ms")]
+            out.setdefault(b["name"].split("/")[0], []).append(b["real_time"] * scale)
+    return out
+
+
+def ratio(num, den, rng, n=2000):
+    r = statistics.median(num) / statistics.median(den)
+    boots = sorted(
+        statistics.median(rng.choices(num, k=len(num))) / statistics.median(rng.choices(den, k=len(den)))
+        for _ in range(n))
+    return r, boots[int(0.025 * n)], boots[int(0.975 * n) - 1]
+
+
+def main():
+    args = sys.argv[1:]
+    if "--" not in args:
+        sys.exit("usage: summarize_capture_bench.py CPP.json... -- PY.json...")
+    cut = args.index("--")
+    cpp, py = samples(args[:cut]), samples(args[cut + 1:])
+    rng = random.Random(0)
+
+    print("| variant | median ms / forward | samples |")
+    print("| --- | ---: | ---: |")
+    for lang, d in (("C++", cpp), ("Python", py)):
+        for name, xs in d.items():
+            print(f"| {lang} `{name}` | {statistics.median(xs):.1f} | {len(xs)} |")
+    print()
+
+    rows = [
+        ("C++ capture-all / C++ plain (instrumented, no session)", cpp, "capture_all", cpp, "instrumented"),
+        ("C++ capture-all / C++ original (uninstrumented module)", cpp, "capture_all", cpp, "original"),
+        ("C++ capture-all with clone / C++ original", cpp, "capture_all_clone", cpp, "original"),
+        ("C++ idle session (nothing selected) / C++ original", cpp, "session_idle", cpp, "original"),
+        ("C++ instrumented, no session / C++ original", cpp, "instrumented", cpp, "original"),
+        ("Python hooks / Python plain", py, "hooks", py, "plain"),
+        ("Python hooks with clone / Python plain", py, "hooks_clone", py, "plain"),
+        ("C++ original / Python plain", cpp, "original", py, "plain"),
+        ("C++ capture-all / Python hooks", cpp, "capture_all", py, "hooks"),
+        ("C++ capture-all with clone / Python hooks with clone", cpp, "capture_all_clone", py, "hooks_clone"),
+    ]
+    print("| ratio | value | 95% interval | overhead |")
+    print("| --- | ---: | :---: | ---: |")
+    for label, a, an, b, bn in rows:
+        if an not in a or bn not in b:
+            continue
+        r, lo, hi = ratio(a[an], b[bn], rng)
+        print(f"| {label} | {r:.3f} | {lo:.3f} – {hi:.3f} | {100 * (r - 1):+.1f}% |")
+
+
+if __name__ == "__main__":
+    main()
