@@ -17,6 +17,12 @@
 //   capture_all       Model with HookSession::capture_all(), default KeepOptions (detached, CPU,
 //                     no clone): every submodule output is stored; read and cleared each iteration
 //   capture_all_clone the same with KeepOptions().set_clone(true)
+// and two diagnostics that separate the hook layer's own cost from the cost of keeping ~100 MB of
+// activations alive per pass (the "faults" counter: minor page faults per forward):
+//   capture_all_observe    capture_all().store(false) with an observer: every point is processed
+//                          and handed over, nothing is retained
+//   capture_all_overwrite  capture_all without clear(): each pass replaces the previous pass's
+//                          entries one by one, so freed memory is reused during the forward
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 #include <torch/script.h>
@@ -24,6 +30,8 @@
 #include <strata/capture/hook_session.h>
 #include <strata/io/safetensors.h>
 #include <strata/model/model.h>
+
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -44,6 +52,24 @@ Setup* g = nullptr;
 
 constexpr int kWarmup = 3;  // the profiling executor optimizes on the 2nd run
 
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
+// Reports minor page faults per forward: memory the allocator had to fetch from the kernel (and
+// the kernel had to zero), the main cost of keeping many activations alive.
+struct FaultCounter {
+  benchmark::State& state;
+  long start = minor_faults();
+  explicit FaultCounter(benchmark::State& s) : state(s) {}
+  ~FaultCounter() {
+    state.counters["faults"] = benchmark::Counter(static_cast<double>(minor_faults() - start),
+                                                  benchmark::Counter::kAvgIterations);
+  }
+};
+
 void check(bool ok, const std::string& what) {
   if (!ok) {
     std::cerr << "strata_capture_bench: " << what << "\n";
@@ -53,6 +79,7 @@ void check(bool ok, const std::string& what) {
 
 void BM_original(benchmark::State& state) {
   torch::NoGradGuard no_grad;
+  FaultCounter faults(state);
   for (auto _ : state) {
     c10::IValue out = g->original.forward(g->inputs);
     benchmark::DoNotOptimize(out);
@@ -61,6 +88,7 @@ void BM_original(benchmark::State& state) {
 
 void BM_instrumented(benchmark::State& state) {
   torch::NoGradGuard no_grad;
+  FaultCounter faults(state);
   for (auto _ : state) {
     c10::IValue out = g->model->forward(g->inputs);
     benchmark::DoNotOptimize(out);
@@ -69,6 +97,7 @@ void BM_instrumented(benchmark::State& state) {
 
 void BM_session_idle(benchmark::State& state) {
   torch::NoGradGuard no_grad;
+  FaultCounter faults(state);
   strata::HookSession session;  // active, selects nothing
   for (auto _ : state) {
     c10::IValue out = g->model->forward(g->inputs);
@@ -80,6 +109,7 @@ void run_capture(benchmark::State& state, const strata::KeepOptions& keep) {
   torch::NoGradGuard no_grad;
   strata::HookSession session;
   session.capture_all().keep(keep);
+  FaultCounter faults(state);
   for (auto _ : state) {
     c10::IValue out = g->model->forward(g->inputs);
     const strata::TensorMap& acts = session.activations();
@@ -93,6 +123,40 @@ void run_capture(benchmark::State& state, const strata::KeepOptions& keep) {
 }
 
 void BM_capture_all(benchmark::State& state) { run_capture(state, strata::KeepOptions()); }
+
+// Diagnostics that split capture_all's cost into the hook layer and memory retention.
+void BM_capture_all_observe(benchmark::State& state) {
+  torch::NoGradGuard no_grad;
+  strata::HookSession session;
+  int64_t seen = 0;
+  session.capture_all().store(false).observe(
+      [&seen](const strata::HookPoint&, const at::Tensor& t) { seen += t.defined(); });
+  FaultCounter faults(state);
+  for (auto _ : state) {
+    seen = 0;
+    c10::IValue out = g->model->forward(g->inputs);
+    if (seen != g->expected_captures) {
+      state.SkipWithError("the observer saw the wrong number of activations");
+      break;
+    }
+    benchmark::DoNotOptimize(out);
+  }
+}
+
+void BM_capture_all_overwrite(benchmark::State& state) {
+  torch::NoGradGuard no_grad;
+  strata::HookSession session;
+  session.capture_all();
+  FaultCounter faults(state);
+  for (auto _ : state) {
+    c10::IValue out = g->model->forward(g->inputs);  // replaces the previous pass's entries
+    if (session.activations().size() != g->expected_captures) {
+      state.SkipWithError("capture_all stored the wrong number of activations");
+      break;
+    }
+    benchmark::DoNotOptimize(out);
+  }
+}
 void BM_capture_all_clone(benchmark::State& state) {
   run_capture(state, strata::KeepOptions().set_clone(true));
 }
@@ -163,7 +227,9 @@ int main(int argc, char** argv) {
                           std::pair{"instrumented", &BM_instrumented},
                           std::pair{"session_idle", &BM_session_idle},
                           std::pair{"capture_all", &BM_capture_all},
-                          std::pair{"capture_all_clone", &BM_capture_all_clone}}) {
+                          std::pair{"capture_all_clone", &BM_capture_all_clone},
+                          std::pair{"capture_all_observe", &BM_capture_all_observe},
+                          std::pair{"capture_all_overwrite", &BM_capture_all_overwrite}}) {
     auto* b = benchmark::RegisterBenchmark(name, fn)->UseRealTime()->Unit(benchmark::kMillisecond);
     if (iters > 0) b->Iterations(iters);
   }

@@ -11,14 +11,18 @@ Variants, all under torch.no_grad(), one forward per iteration, wall-clock time:
   hooks         register_forward_hook on every submodule, each storing out.detach() in a dict
                 (read and cleared every iteration, as strata's capture_all benchmark does)
   hooks_clone   the same storing out.detach().clone()
+  hooks_observe every hook computes out.detach() and drops it (nothing retained)
+  hooks_overwrite  hooks without clearing the dict: each pass replaces the previous pass's entries
 Each repetition times K forwards of one variant; the variants' repetitions run in a random
 order (like Google Benchmark's --benchmark_enable_random_interleaving). The JSON output mimics
-Google Benchmark's: {"benchmarks": [{"name", "real_time" (ms per forward), "time_unit"}, ...]}.
+Google Benchmark's: {"benchmarks": [{"name", "real_time" (ms per forward), "cpu_time" (CPU time of
+the calling thread, ms per forward), "time_unit", "faults" (minor page faults per forward)}, ...]}.
 """
 import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -38,7 +42,7 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repetitions", type=int, default=10)
-    ap.add_argument("--iters", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out")
     args = ap.parse_args()
@@ -50,12 +54,18 @@ def main():
     model.eval()
     tokens = torch.from_numpy(stio.load(input_path)[0]["arg0"])
 
+    variants = ("plain", "hooks", "hooks_clone", "hooks_observe", "hooks_overwrite")
     acts = {}
-    clone = [False]
+    mode = ["hooks"]
 
     def make_hook(name):
         def hook(module, inputs, output):
-            acts[name] = output.detach().clone() if clone[0] else output.detach()
+            if mode[0] == "hooks_clone":
+                acts[name] = output.detach().clone()
+            elif mode[0] == "hooks_observe":
+                output.detach()
+            else:
+                acts[name] = output.detach()
         return hook
 
     handles = []
@@ -71,18 +81,25 @@ def main():
 
     def run(variant, iters):
         set_hooks(variant != "plain")
-        clone[0] = variant == "hooks_clone"
-        times = []
+        mode[0] = variant
+        stores = variant in ("hooks", "hooks_clone", "hooks_overwrite")
+        acts.clear()
+        times, cpu = [], []
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         with torch.no_grad():
             for _ in range(iters):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 out = model(tokens)
-                if variant != "plain":
+                if stores:
                     if len(acts) != expected:
                         sys.exit(f"python_hooks_bench.py: {len(acts)} activations, expected {expected}")
-                    acts.clear()
+                    if variant != "hooks_overwrite":
+                        acts.clear()
                 times.append(time.perf_counter() - t0)
-        return out, times
+                cpu.append(time.thread_time() - c0)
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / iters
+        acts.clear()
+        return times, cpu, faults
 
     # Warm-up, and the number of hook points (called submodules) for the check above.
     with torch.no_grad():
@@ -90,22 +107,24 @@ def main():
         model(tokens)
         expected = len(acts)
         acts.clear()
-    for v in ("plain", "hooks", "hooks_clone"):
+    for v in variants:
         run(v, 2)
     print(f"python_hooks_bench.py: {expected} activations captured per forward, "
           f"threads {torch.get_num_threads()}, torch {torch.__version__}", file=sys.stderr)
 
     rng = random.Random(args.seed)
-    order = [v for v in ("plain", "hooks", "hooks_clone") for _ in range(args.repetitions)]
+    order = [v for v in variants for _ in range(args.repetitions)]
     rng.shuffle(order)
     results = []
     for v in order:
-        _, times = run(v, args.iters)
+        times, cpu, faults = run(v, args.iters)
         results.append({"name": v, "run_type": "iteration", "iterations": args.iters,
-                        "real_time": 1e3 * statistics.mean(times), "time_unit": "ms"})
-    for v in ("plain", "hooks", "hooks_clone"):
+                        "real_time": 1e3 * statistics.mean(times),
+                        "cpu_time": 1e3 * statistics.mean(cpu), "time_unit": "ms",
+                        "faults": faults})
+    for v in variants:
         med = statistics.median(r["real_time"] for r in results if r["name"] == v)
-        print(f"{v:<12} median {med:8.1f} ms", file=sys.stderr)
+        print(f"{v:<16} median {med:8.1f} ms", file=sys.stderr)
     doc = {"context": {"threads": args.threads, "torch": torch.__version__,
                        "activations": expected},
            "benchmarks": results}

@@ -15,6 +15,7 @@ import sys
 
 
 def samples(paths):
+    """name -> {"real": [...], "cpu": [...], "faults": [...]} (ms per forward, faults per forward)."""
     out = {}
     for p in paths:
         with open(p) as f:
@@ -23,8 +24,16 @@ def samples(paths):
             if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
                 continue
             scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ms")]
-            out.setdefault(b["name"].split("/")[0], []).append(b["real_time"] * scale)
+            d = out.setdefault(b["name"].split("/")[0], {"real": [], "cpu": [], "faults": []})
+            d["real"].append(b["real_time"] * scale)
+            d["cpu"].append(b["cpu_time"] * scale)
+            d["faults"].append(b.get("faults", float("nan")))
     return out
+
+
+ORDER = ["original", "instrumented", "session_idle", "capture_all", "capture_all_clone",
+         "capture_all_observe", "capture_all_overwrite", "plain", "hooks", "hooks_clone",
+         "hooks_observe", "hooks_overwrite"]
 
 
 def ratio(num, den, rng, n=2000):
@@ -43,32 +52,40 @@ def main():
     cpp, py = samples(args[:cut]), samples(args[cut + 1:])
     rng = random.Random(0)
 
-    print("| variant | median ms / forward | samples |")
-    print("| --- | ---: | ---: |")
+    print("| variant | wall ms / forward | CPU ms, calling thread | page faults / forward | samples |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for lang, d in (("C++", cpp), ("Python", py)):
-        for name, xs in d.items():
-            print(f"| {lang} `{name}` | {statistics.median(xs):.1f} | {len(xs)} |")
+        for name in sorted(d, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER)):
+            x = d[name]
+            print(f"| {lang} `{name}` | {statistics.median(x['real']):.1f} | "
+                  f"{statistics.median(x['cpu']):.1f} | {statistics.median(x['faults']):.0f} | "
+                  f"{len(x['real'])} |")
     print()
 
     rows = [
         ("C++ capture-all / C++ plain (instrumented, no session)", cpp, "capture_all", cpp, "instrumented"),
         ("C++ capture-all / C++ original (uninstrumented module)", cpp, "capture_all", cpp, "original"),
         ("C++ capture-all with clone / C++ original", cpp, "capture_all_clone", cpp, "original"),
-        ("C++ idle session (nothing selected) / C++ original", cpp, "session_idle", cpp, "original"),
         ("C++ instrumented, no session / C++ original", cpp, "instrumented", cpp, "original"),
+        ("C++ idle session (nothing selected) / C++ original", cpp, "session_idle", cpp, "original"),
+        ("C++ capture-all, observer only (nothing kept) / C++ original", cpp, "capture_all_observe", cpp, "original"),
+        ("C++ capture-all, overwrite instead of clear / C++ original", cpp, "capture_all_overwrite", cpp, "original"),
         ("Python hooks / Python plain", py, "hooks", py, "plain"),
         ("Python hooks with clone / Python plain", py, "hooks_clone", py, "plain"),
+        ("Python hooks, nothing kept / Python plain", py, "hooks_observe", py, "plain"),
+        ("Python hooks, overwrite instead of clear / Python plain", py, "hooks_overwrite", py, "plain"),
         ("C++ original / Python plain", cpp, "original", py, "plain"),
         ("C++ capture-all / Python hooks", cpp, "capture_all", py, "hooks"),
         ("C++ capture-all with clone / Python hooks with clone", cpp, "capture_all_clone", py, "hooks_clone"),
     ]
-    print("| ratio | value | 95% interval | overhead |")
-    print("| --- | ---: | :---: | ---: |")
+    print("| ratio | wall time | 95% interval | overhead | CPU time (calling thread) |")
+    print("| --- | ---: | :---: | ---: | ---: |")
     for label, a, an, b, bn in rows:
         if an not in a or bn not in b:
             continue
-        r, lo, hi = ratio(a[an], b[bn], rng)
-        print(f"| {label} | {r:.3f} | {lo:.3f} – {hi:.3f} | {100 * (r - 1):+.1f}% |")
+        r, lo, hi = ratio(a[an]["real"], b[bn]["real"], rng)
+        c = statistics.median(a[an]["cpu"]) / statistics.median(b[bn]["cpu"])
+        print(f"| {label} | {r:.3f} | {lo:.3f} – {hi:.3f} | {100 * (r - 1):+.1f}% | {c:.3f} |")
 
 
 if __name__ == "__main__":

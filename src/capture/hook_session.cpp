@@ -150,7 +150,7 @@ at::Tensor HookSession::on_hook(const std::string& module, HookKind kind, int64_
     }
   }
   HookPoint point{module, kind, call, index};
-  seen_.push_back(point.key());
+  seen_.push_back(point);
 
   at::Tensor value = x;
   for (auto& e : edits_) {

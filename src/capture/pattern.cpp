@@ -94,12 +94,19 @@ bool Pattern::matches(const std::string& name) const {
 }
 
 bool Pattern::selects(const HookPoint& point, Which which) const {
+  // Call-level names: the module, and "module@K" (also "module@0" for the first call).
+  const bool by_call =
+      matches(point.module) || matches(point.module + "@" + std::to_string(point.call));
   const bool by_key = matches(point.key()) || matches(point.explicit_key());
-  if (point.kind == HookKind::Output) {
-    return which != Which::Input && (matches(point.module) || by_key);
-  }
-  if (which != Which::Output && matches(point.module)) return true;
+  if (point.kind == HookKind::Output) return which != Which::Input && (by_call || by_key);
+  if (which != Which::Output && by_call) return true;
   return text_.find(":in:") != std::string::npos && by_key;
+}
+
+std::string Pattern::module_part() const {
+  if (kind_ == Kind::Regex) return text_;
+  const auto cut = text_.find_first_of(":@");
+  return cut == std::string::npos ? text_ : text_.substr(0, cut);
 }
 
 }  // namespace strata

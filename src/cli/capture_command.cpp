@@ -73,18 +73,15 @@ void add_capture(CLI::App& app, int& status) {
     const auto keys = flattened_keys(output, "output");
     const auto tensors = flatten_tensors(output);
     for (size_t i = 0; i < keys.size(); ++i) out.insert(keys[i], tensors[i].detach().to(at::kCPU));
-    STRATA_CHECK(out.size() > static_cast<int64_t>(keys.size()) || !patterns.empty() ||
-                     model.instrument_stats().call_sites == 0,
-                 "capture: no hook point fired while running '", a->model, "'");
-    if (!patterns.empty()) {
-      for (const auto& p : patterns) {
-        bool any = false;
-        Pattern pat(p);
-        for (const auto& k : session.activations().names()) any = any || pat.matches(k) ||
-                                                                 pat.matches(k.substr(0, k.find_first_of(":@")));
-        STRATA_CHECK(any, "capture: hook pattern '", p, "' matches modules of '", a->model,
-                     "' but none of them was called in this forward pass");
-      }
+    STRATA_CHECK(!session.seen().empty(), "capture: no hook point fired while running '", a->model,
+                 "'");
+    for (const auto& text : patterns) {
+      const Pattern p(text);
+      bool any = false;
+      for (const auto& point : session.seen()) any = any || p.selects(point, which);
+      STRATA_CHECK(any, "capture: hook pattern '", text, "' names modules of '", a->model,
+                   "' but selected no hook point in this forward pass (not called, or no such "
+                   "call or tuple element)");
     }
     save_safetensors(a->out, out, {{"format", "pt"}, {"producer", "strata capture"},
                                    {"model", a->model}});

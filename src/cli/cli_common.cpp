@@ -37,6 +37,15 @@ std::vector<c10::IValue> forward_args(const TensorMap& tensors, const std::strin
   for (int64_t i = 0; tensors.contains("arg" + std::to_string(i)); ++i) {
     args.emplace_back(tensors.at("arg" + std::to_string(i)).to(device));
   }
+  for (const auto& name : tensors.names()) {
+    if (name.size() < 4 || name.compare(0, 3, "arg") != 0 ||
+        name.find_first_not_of("0123456789", 3) != std::string::npos) {
+      continue;
+    }
+    STRATA_CHECK(std::stoll(name.substr(3)) < static_cast<int64_t>(args.size()), "'", path,
+                 "' has '", name, "' but no 'arg", args.size(),
+                 "': forward's arguments must be numbered without gaps");
+  }
   if (args.empty()) {
     std::string keys;
     for (const auto& n : tensors.names()) keys += (keys.empty() ? "" : ", ") + n;

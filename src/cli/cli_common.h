@@ -18,13 +18,15 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Parses "cpu", "cuda", "cuda:1"; a usage error otherwise or when CUDA is unavailable.
+/// Parses "cpu", "cuda", "cuda:1"; a usage error for other text, a runtime error (exit 1)
+/// when this LibTorch build has no CUDA device.
 c10::Device parse_device(const std::string& text);
 
 /// Splits "a,b,c" into {"a","b","c"} (empty parts dropped).
 std::vector<std::string> split_list(const std::string& text);
 
 /// The tensors arg0, arg1, ... of an input file, as forward's positional arguments, on `device`.
+/// A gap (arg0 and arg2 without arg1) is an error, not a silently dropped argument.
 std::vector<c10::IValue> forward_args(const TensorMap& tensors, const std::string& path,
                                       c10::Device device);
 

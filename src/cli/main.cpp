@@ -20,11 +20,27 @@ int main(int argc, char** argv) {
   app.add_option_function<int>(
          "--threads", [](const int& n) { at::set_num_threads(n); },
          "intra-op threads (default: all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 4096));
   int status = 0;
   strata::cli::add_inspect(app, status);
   strata::cli::add_capture(app, status);
   strata::cli::add_stats(app, status);
+  // Name an unknown subcommand (CLI11 would only say that one is required).
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--threads") {
+      ++i;
+      continue;
+    }
+    if (arg.empty() || arg[0] == '-') continue;
+    const auto known = app.get_subcommands([&arg](const CLI::App* sub) { return sub->get_name() == arg; });
+    if (known.empty()) {
+      std::fprintf(stderr, "strata: error: unknown subcommand '%s' (use inspect, capture or stats; "
+                   "see strata --help)\n", arg.c_str());
+      return 2;
+    }
+    break;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -158,18 +158,11 @@ std::vector<std::string> Model::submodule_names() const {
 
 std::vector<std::string> Model::match(const std::string& pattern) const {
   Pattern p(pattern);
+  // Keys naming one element or one call ("attn:1", "lin@0", "pair@1:*") match their module.
+  Pattern modules(p.module_part());
   std::vector<std::string> out;
   for (const auto& m : impl_->modules) {
-    if (m.name.empty()) continue;
-    if (p.matches(m.name)) {
-      out.push_back(m.name);
-      continue;
-    }
-    // Keys naming one element or one call ("attn:0", "lin@1", "mlp:in:0") match their module.
-    const auto cut = pattern.find_first_of(":@");
-    if (cut != std::string::npos && p.is_exact() && pattern.substr(0, cut) == m.name) {
-      out.push_back(m.name);
-    }
+    if (!m.name.empty() && (p.matches(m.name) || modules.matches(m.name))) out.push_back(m.name);
   }
   if (out.empty()) {
     std::string some;

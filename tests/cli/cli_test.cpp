@@ -11,6 +11,8 @@
 //
 // The fixture cases are only known once fixtures.generate has run (after test discovery), so the
 // per-case checks iterate the manifest inside a test, with a SCOPED_TRACE naming the case.
+// Each test works in its own mkdtemp directory, removed afterwards (kept after a failure when
+// STRATA_KEEP_TEST_TMP is set).
 #include <ATen/ATen.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -131,7 +133,7 @@ class CliTest : public ::testing::Test {
 
   void TearDown() override {
     if (dir_.empty()) return;
-    if (HasFailure()) {
+    if (HasFailure() && std::getenv("STRATA_KEEP_TEST_TMP") != nullptr) {
       std::cerr << "(keeping " << dir_ << " for inspection)\n";
     } else {
       std::error_code ec;
@@ -337,12 +339,13 @@ TEST_F(CliTest, HooksSelectSingleCallsElementsAndInputs) {
   };
   const std::vector<Case> cases = {
       {"twice", "lin@1", {}, {"lin@1", "output"}},
-      {"twice", "lin@0", {}, {"lin", "output"}},
       {"twice", "lin", {}, {"lin", "lin@1", "output"}},  // exact: not inner.lin
       {"twice", "pair:1", {}, {"pair:1", "output"}},
       {"twice", "re:pair\\.[ab]", {}, {"pair.a", "pair.b", "pair.a@1", "pair.b@1", "output"}},
       {"twice", "head", {"--inputs"}, {"head", "head:in:0", "output"}},
-      {"twice", "lin@1,inner", {"--inputs"}, {"lin@1", "lin@1:in:0", "inner", "inner:in:0", "output"}},
+      // A module name selects its inputs too; a call key needs its ":in:" key spelled out.
+      {"twice", "lin@1,lin@1:in:0,inner", {"--inputs"},
+       {"lin@1", "lin@1:in:0", "inner", "inner:in:0", "output"}},
       {"gpt", "*.mlp.?", {}, {"blocks.0.mlp.0", "blocks.0.mlp.1", "blocks.0.mlp.2", "blocks.1.mlp.0",
                               "blocks.1.mlp.1", "blocks.1.mlp.2", "output:0", "output:1"}},
       {"cnn", "features.conv*,fc", {}, {"features.conv1", "features.conv2", "fc", "output"}},
@@ -358,6 +361,36 @@ TEST_F(CliTest, HooksSelectSingleCallsElementsAndInputs) {
       std::vector<std::string> extra{"--hooks", tc.hooks};
       extra.insert(extra.end(), tc.extra.begin(), tc.extra.end());
       ASSERT_TRUE(succeeds(capture(fixture(c["model"]), fixture(c["input"]), out, extra)));
+      const TensorMap got = load_out(out);
+      EXPECT_TRUE(same_keys(tc.keys, key_set(got)));
+      expect_equal_to_reference(ref, got);
+    }
+  }
+}
+
+// pattern.h: a pattern also matches the full key and the key with its call spelled out
+// ("lin@0" = only the first call), and globs apply to keys too.
+TEST_F(CliTest, HooksExplicitFirstCallAndGlobsOverKeys) {
+  struct Case {
+    std::string model, hooks;
+    std::set<std::string> keys;
+  };
+  const std::vector<Case> cases = {
+      {"twice", "lin@0", {"lin", "output"}},
+      {"twice", "pair@0:1", {"pair:1", "output"}},
+      {"twice", "pair@1:*", {"pair@1:0", "pair@1:1", "output"}},
+      {"gpt", "blocks.*.attn:1", {"blocks.0.attn:1", "blocks.1.attn:1", "output:0", "output:1"}},
+  };
+  for (const auto& tc : cases) {
+    for (const std::string mode : {"scripted", "traced"}) {
+      const std::string name = tc.model + "_" + mode;
+      SCOPED_TRACE("case " + name + " --hooks " + tc.hooks);
+      const auto& c = case_named(name);
+      const TensorMap ref = fixture_tensors(c["hooks"]);
+      const std::string out = tmp(name + ".sel.safetensors");
+      const CliResult r = capture(fixture(c["model"]), fixture(c["input"]), out, {"--hooks", tc.hooks});
+      EXPECT_TRUE(succeeds(r));
+      if (r.code != 0) continue;
       const TensorMap got = load_out(out);
       EXPECT_TRUE(same_keys(tc.keys, key_set(got)));
       expect_equal_to_reference(ref, got);
@@ -550,8 +583,12 @@ TEST_F(CliTest, UsageErrorsExitWithTwo) {
   EXPECT_TRUE(fails_with(capture(model, in, out, {"--dtype", "fp99"}), 2, {"fp99"}));
   EXPECT_TRUE(fails_with(run({"stats", model, "--input", in, "--batch-size", "0"}), 2, {"--batch-size"}));
   EXPECT_TRUE(fails_with(run({"inspect"}), 2, {"model"}));
-  EXPECT_TRUE(fails_with(run({"frobnicate"}), 2, {"frobnicate"}));
+  EXPECT_TRUE(fails_with(run({"--threads", "0", "inspect", model}), 2, {"--threads"}));
   EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(CliTest, UnknownSubcommandIsNamed) {
+  EXPECT_TRUE(fails_with(run({"frobnicate"}), 2, {"frobnicate"}));
 }
 
 TEST_F(CliTest, CudaDeviceWithoutCuda) {

@@ -89,8 +89,8 @@ class HookSession {
   void clear();
   /// Gradients of retained points after backward (points without a gradient are left out).
   TensorMap gradients() const;
-  /// Keys of points this session saw in the last pass, in order (captured or not).
-  const std::vector<std::string>& seen() const { return seen_; }
+  /// The points this session saw in the last pass, in order (captured or not).
+  const std::vector<HookPoint>& seen() const { return seen_; }
   /// Number of edits applied so far, per pattern (to tell a user that an edit never fired).
   int64_t edits_applied(const std::string& pattern) const;
 
@@ -127,7 +127,7 @@ class HookSession {
   std::unordered_map<std::string, int64_t> versions_;
   TensorMap retained_;
   std::unordered_map<std::string, CallState> calls_;
-  std::vector<std::string> seen_;
+  std::vector<HookPoint> seen_;
 };
 
 }  // namespace strata

@@ -30,6 +30,9 @@ class Pattern {
   /// an input point when `which` covers inputs and the pattern matches its module name, or when
   /// the pattern itself names input keys (contains ":in:") and matches the key.
   bool selects(const HookPoint& point, Which which) const;
+  /// The part that names modules: the text before the first ':' or '@' ("blocks.*.attn" for
+  /// "blocks.*.attn:1"); a regex as a whole.
+  std::string module_part() const;
   /// The pattern as written.
   const std::string& text() const { return text_; }
   /// True for a pattern with no glob or regex syntax (an exact name).
