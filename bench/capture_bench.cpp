@@ -7,7 +7,7 @@
 // give the Python peer the same). --iters fixes the forwards per repetition (default: Google
 // Benchmark chooses); with --benchmark_repetitions=R --benchmark_enable_random_interleaving=true
 // the variants' repetitions run in random order, which spreads the load of a shared machine
-// evenly over them. bench/run_capture_bench.sh runs this next to the Python peer
+// evenly over them. --retain-memory sets glibc's malloc to keep freed memory (mallopt; see below). bench/run_capture_bench.sh runs this next to the Python peer
 // (bench/python_hooks_bench.py) and turns the medians into the ratios of docs/benchmarks.md.
 //
 // Variants, all under NoGradGuard, one forward per iteration, wall-clock time:
@@ -31,6 +31,7 @@
 #include <strata/io/safetensors.h>
 #include <strata/model/model.h>
 
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <cstdlib>
@@ -167,10 +168,13 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   int threads = 2;
   int iters = 0;
+  bool retain_memory = false;
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       threads = std::atoi(argv[i] + 10);
+    } else if (std::strcmp(argv[i], "--retain-memory") == 0) {
+      retain_memory = true;
     } else if (std::strncmp(argv[i], "--iters=", 8) == 0) {
       iters = std::atoi(argv[i] + 8);
     } else if (argv[i][0] == '-' && argv[i][1] == '-') {
@@ -181,8 +185,16 @@ int main(int argc, char** argv) {
   }
   check(positional.size() == 2 && threads > 0,
         "usage: strata_capture_bench [benchmark flags] MODEL.pt INPUT.safetensors [--threads=N] "
-        "[--iters=K]");
+        "[--iters=K] [--retain-memory]");
   at::set_num_threads(threads);
+  if (retain_memory) {
+    // What MALLOC=retain in run_capture_bench.sh does with GLIBC_TUNABLES, from inside the process:
+    // glibc keeps freed memory instead of unmapping/trimming it, so activations freed by one pass
+    // are reused by the next without page faults.
+    check(mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 &&
+              mallopt(M_TOP_PAD, 256 << 20) == 1,
+          "mallopt failed");
+  }
 
   Setup setup;
   g = &setup;

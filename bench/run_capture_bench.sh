@@ -15,7 +15,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$(realpath -m "${1:-$ROOT/build}")
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-1}
+MALLOC=${MALLOC:-default}
 ROUNDS=${ROUNDS:-3}
 REPS=${REPS:-4}
 ITERS=${ITERS:-3}
@@ -37,6 +38,11 @@ mkdir -p "$OUT"
 rm -f "$OUT"/cpp_round*.json "$OUT"/py_round*.json
 
 export OMP_NUM_THREADS="$THREADS"  # the same for both processes (BLAS and ATen use OpenMP)
+case "$MALLOC" in
+  default) ;;
+  retain) export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296:glibc.malloc.top_pad=268435456 ;;
+  *) echo "run_capture_bench.sh: MALLOC must be default or retain, not '$MALLOC'" >&2; exit 2 ;;
+esac
 run_cpp() {
   "$BIN" "$OUT/bench_gpt.pt" "$OUT/bench_gpt.input.safetensors" --threads="$THREADS" \
     --iters="$ITERS" --benchmark_repetitions="$REPS" --benchmark_enable_random_interleaving=true \
@@ -55,9 +61,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 {
-  echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))," \
+  echo "Machine: $(nproc --all) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))," \
        "load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)."
-  echo "Settings: THREADS=$THREADS ROUNDS=$ROUNDS REPS=$REPS ITERS=$ITERS; $(( $(date +%s) - start )) s of benchmarking."
+  echo "Settings: THREADS=$THREADS MALLOC=$MALLOC ROUNDS=$ROUNDS REPS=$REPS ITERS=$ITERS;" \
+       "$(( $(date +%s) - start )) s of benchmarking."
   echo
   "$PY" "$ROOT/bench/summarize_capture_bench.py" "$OUT"/cpp_round*.json -- "$OUT"/py_round*.json
 } | tee "$OUT/capture_bench.md"
