@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,24 @@ enum class Colormap {
 
 /// The colour of `t` in [0, 1] (clamped; NaN is drawn grey).
 Rgb colormap(Colormap map, double t);
+
+/// A rectangle in pixels: top-left corner (x, y) and size w × h.
+struct Rect {
+  int64_t x = 0, y = 0, w = 0, h = 0;
+};
+
+/// Where Heatmap::render() puts things (from Heatmap::layout()), for callers that annotate the
+/// picture and for tests.
+struct HeatmapLayout {
+  int64_t width = 0, height = 0;            ///< the whole image
+  int64_t rows = 0, cols = 0;               ///< the grid's shape
+  int64_t cell_width = 0, cell_height = 0;  ///< one cell's fill; 1-pixel grid lines lie between
+  Rect grid;                                ///< all cells with the grid lines around them
+  Rect colorbar;                            ///< the colour ramp, vmax at the top
+  double vmin = 0, vmax = 1;                ///< the colour range used (NaN fields resolved)
+  /// The fill of cell (row, col), grid lines excluded; indices out of range throw strata::Error.
+  Rect cell(int64_t row, int64_t col) const;
+};
 
 /// A labelled heatmap; fill the fields, then render().
 struct Heatmap {
@@ -48,6 +67,11 @@ struct Heatmap {
 
   /// Draws the heatmap; errors (wrong sizes of values/labels/texts) throw strata::Error.
   Image render() const;
+  /// The geometry render() uses (same checks and errors as render()).
+  HeatmapLayout layout() const;
+  /// The fill colour of `value` under this heatmap's map and colour range (vmin, vmax of
+  /// layout()): `colormap(map, (value - vmin) / (vmax - vmin))`, mid-range when vmin == vmax.
+  Rgb color_of(double value) const;
 };
 
 }  // namespace strata

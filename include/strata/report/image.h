@@ -32,9 +32,10 @@ class Image {
   void set(int64_t x, int64_t y, Rgb c);
   /// Fills a rectangle (clipped).
   void fill_rect(int64_t x, int64_t y, int64_t w, int64_t h, Rgb c);
-  /// Draws a 1-pixel (or `thickness`) line between two points (clipped).
+  /// Draws a 1-pixel (or `thickness`) line between two points, both included (clipped).
   void draw_line(int64_t x0, int64_t y0, int64_t x1, int64_t y1, Rgb c, int thickness = 1);
-  /// Draws printable ASCII text with its top-left corner at (x, y); other bytes are drawn as '?'.
+  /// Draws printable ASCII text with its top-left corner at (x, y); anything else is drawn as '?'
+  /// (one '?' per UTF-8 character, so a multi-byte token shows as a single '?').
   /// Each glyph is `text_width(1)` by `text_height(1)` pixels times `scale`.
   void draw_text(int64_t x, int64_t y, const std::string& text, Rgb c, int scale = 1);
   /// Width in pixels of `text` drawn at `scale`.
