@@ -1,14 +1,16 @@
 // Cost of capturing every submodule output, against a plain forward of the same TorchScript model.
 //
-//   strata_capture_bench [google-benchmark flags] MODEL.pt INPUT.safetensors [--threads=N] [--iters=K]
+//   strata_capture_bench [google-benchmark flags] MODEL.pt INPUT.safetensors [--threads=N]
+//                        [--iters=K] [--retain-memory] [--suite=model|hookpath]
 //
 // MODEL is a TorchScript file, INPUT a safetensors file whose keys arg0, arg1, ... are the forward
 // arguments (bench/make_bench_gpt.py writes both). --threads sets at::set_num_threads (default 2;
 // give the Python peer the same). --iters fixes the forwards per repetition (default: Google
 // Benchmark chooses); with --benchmark_repetitions=R --benchmark_enable_random_interleaving=true
 // the variants' repetitions run in random order, which spreads the load of a shared machine
-// evenly over them. --retain-memory sets glibc's malloc to keep freed memory (mallopt; see below). bench/run_capture_bench.sh runs this next to the Python peer
-// (bench/python_hooks_bench.py) and turns the medians into the ratios of docs/benchmarks.md.
+// evenly over them. --retain-memory makes glibc's malloc keep freed memory (mallopt; see main()).
+// bench/run_capture_bench.sh runs this next to the Python peer (bench/python_hooks_bench.py) and
+// turns the medians into the ratios of docs/benchmarks.md.
 //
 // Variants, all under NoGradGuard, one forward per iteration, wall-clock time:
 //   original          torch::jit::load'ed module, no instrumentation
@@ -22,13 +24,16 @@
 //   capture_all_observe    capture_all().store(false) with an observer: every point is processed
 //                          and handed over, nothing is retained
 //   capture_all_overwrite  capture_all without clear(): each pass replaces the previous pass's
-//                          entries one by one, so freed memory is reused during the forward
+//                          entries one by one
+// --suite=hookpath runs instead hookpath_*: one forward's hook points (the model's call order)
+// replayed straight into HookSession::on_hook without the model, i.e. strata's bookkeeping alone.
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 #include <torch/script.h>
 
 #include <strata/capture/hook_session.h>
 #include <strata/io/safetensors.h>
+#include <strata/core/memory.h>
 #include <strata/model/model.h>
 
 #include <malloc.h>
@@ -47,7 +52,8 @@ struct Setup {
   torch::jit::Module original;
   std::unique_ptr<strata::Model> model;
   std::vector<c10::IValue> inputs;
-  int64_t expected_captures = 0;  // output hook points per forward
+  int64_t expected_captures = 0;     // output hook points per forward
+  std::vector<std::string> modules;  // the called submodules, in call order
 };
 Setup* g = nullptr;
 
@@ -104,6 +110,7 @@ void BM_session_idle(benchmark::State& state) {
     c10::IValue out = g->model->forward(g->inputs);
     benchmark::DoNotOptimize(out);
   }
+  state.counters["hook_points"] = static_cast<double>(session.seen().size());
 }
 
 void run_capture(benchmark::State& state, const strata::KeepOptions& keep) {
@@ -162,6 +169,35 @@ void BM_capture_all_clone(benchmark::State& state) {
   run_capture(state, strata::KeepOptions().set_clone(true));
 }
 
+// The hook path alone (--suite=hookpath): one iteration replays one forward pass's hook points
+// (input and output of every called submodule) straight into HookSession::on_hook, without the
+// model, so the per-point cost of strata's bookkeeping is measured without the forward's noise.
+void run_hook_path(benchmark::State& state, bool capture, bool clear) {
+  torch::NoGradGuard no_grad;
+  const at::Tensor x = at::ones({8, 128, 256});
+  strata::HookSession session;
+  if (capture) session.capture_all();
+  int64_t points = 0;
+  for (auto _ : state) {
+    session.new_pass();
+    for (const auto& name : g->modules) {
+      benchmark::DoNotOptimize(session.on_hook(name, strata::HookKind::Input, 0, x));
+      benchmark::DoNotOptimize(session.on_hook(name, strata::HookKind::Output, -1, x));
+    }
+    points = static_cast<int64_t>(session.seen().size());
+    if (clear) session.clear();
+  }
+  state.counters["hook_points"] = static_cast<double>(points);
+  state.counters["per_point"] = benchmark::Counter(
+      static_cast<double>(points), benchmark::Counter::kIsIterationInvariantRate |
+                                       benchmark::Counter::kInvert);
+}
+void BM_hookpath_idle(benchmark::State& state) { run_hook_path(state, false, false); }
+void BM_hookpath_capture_all(benchmark::State& state) { run_hook_path(state, true, true); }
+void BM_hookpath_capture_all_overwrite(benchmark::State& state) {
+  run_hook_path(state, true, false);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -169,10 +205,13 @@ int main(int argc, char** argv) {
   int threads = 2;
   int iters = 0;
   bool retain_memory = false;
+  std::string suite = "model";
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       threads = std::atoi(argv[i] + 10);
+    } else if (std::strncmp(argv[i], "--suite=", 8) == 0) {
+      suite = argv[i] + 8;
     } else if (std::strcmp(argv[i], "--retain-memory") == 0) {
       retain_memory = true;
     } else if (std::strncmp(argv[i], "--iters=", 8) == 0) {
@@ -185,15 +224,14 @@ int main(int argc, char** argv) {
   }
   check(positional.size() == 2 && threads > 0,
         "usage: strata_capture_bench [benchmark flags] MODEL.pt INPUT.safetensors [--threads=N] "
-        "[--iters=K] [--retain-memory]");
+        "[--iters=K] [--retain-memory] [--suite=model|hookpath]");
+  check(suite == "model" || suite == "hookpath", "--suite must be model or hookpath");
   at::set_num_threads(threads);
   if (retain_memory) {
     // What MALLOC=retain in run_capture_bench.sh does with GLIBC_TUNABLES, from inside the process:
     // glibc keeps freed memory instead of unmapping/trimming it, so activations freed by one pass
     // are reused by the next without page faults.
-    check(mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 &&
-              mallopt(M_TOP_PAD, 256 << 20) == 1,
-          "mallopt failed");
+    check(strata::retain_freed_memory(), "strata::retain_freed_memory failed");
   }
 
   Setup setup;
@@ -228,6 +266,7 @@ int main(int argc, char** argv) {
     }
     check(at::equal(ref, got), "output under capture_all differs from the original");
     setup.expected_captures = session.activations().size();
+    for (const auto& key : session.activations().names()) setup.modules.push_back(key);
     check(setup.expected_captures > 0, "capture_all stored nothing");
     std::cerr << "strata_capture_bench: " << setup.model->submodule_names().size()
               << " submodules, " << setup.expected_captures << " activations captured per forward, "
@@ -235,14 +274,22 @@ int main(int argc, char** argv) {
               << "\n";
   }
 
-  for (auto [name, fn] : {std::pair{"original", &BM_original},
-                          std::pair{"instrumented", &BM_instrumented},
-                          std::pair{"session_idle", &BM_session_idle},
-                          std::pair{"capture_all", &BM_capture_all},
-                          std::pair{"capture_all_clone", &BM_capture_all_clone},
-                          std::pair{"capture_all_observe", &BM_capture_all_observe},
-                          std::pair{"capture_all_overwrite", &BM_capture_all_overwrite}}) {
-    auto* b = benchmark::RegisterBenchmark(name, fn)->UseRealTime()->Unit(benchmark::kMillisecond);
+  using Fn = void (*)(benchmark::State&);
+  const std::vector<std::pair<const char*, Fn>> model_suite = {
+      {"original", &BM_original},
+      {"instrumented", &BM_instrumented},
+      {"session_idle", &BM_session_idle},
+      {"capture_all", &BM_capture_all},
+      {"capture_all_clone", &BM_capture_all_clone},
+      {"capture_all_observe", &BM_capture_all_observe},
+      {"capture_all_overwrite", &BM_capture_all_overwrite}};
+  const std::vector<std::pair<const char*, Fn>> hookpath_suite = {
+      {"hookpath_idle", &BM_hookpath_idle},
+      {"hookpath_capture_all", &BM_hookpath_capture_all},
+      {"hookpath_capture_all_overwrite", &BM_hookpath_capture_all_overwrite}};
+  for (auto [name, fn] : suite == "model" ? model_suite : hookpath_suite) {
+    auto* b = benchmark::RegisterBenchmark(name, fn)->UseRealTime();
+    b->Unit(suite == "model" ? benchmark::kMillisecond : benchmark::kMicrosecond);
     if (iters > 0) b->Iterations(iters);
   }
   benchmark::RunSpecifiedBenchmarks();

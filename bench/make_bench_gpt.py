@@ -9,6 +9,8 @@ Writes, deterministically (fixed seed):
   OUTDIR/bench_gpt.state.pt              its state_dict (what the Python peer loads into the eager
                                          model built from the same classes below)
   OUTDIR/bench_gpt.input.safetensors     key "arg0": int64 tokens [8, 128]
+  OUTDIR/bench_gpt.tiny.input.safetensors  key "arg0": int64 tokens [1, 4]; so little compute that
+                                         the hook layer's own cost per hook point shows
 
 Model: 6 pre-LayerNorm blocks, d=256, 8 heads, MLP 4x with GELU, vocabulary 1000, learned
 positions, context 128. Module names: tok_emb, blocks.N.{ln1, attn{,.qkv,.proj}, ln2,
@@ -119,6 +121,10 @@ def paths(outdir: str):
             os.path.join(outdir, "bench_gpt.input.safetensors"))
 
 
+def tiny_path(outdir: str):
+    return os.path.join(outdir, "bench_gpt.tiny.input.safetensors")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make_bench_gpt.py OUTDIR")
@@ -135,6 +141,7 @@ def main():
     gen = torch.Generator().manual_seed(SEED + 1)
     tokens = torch.randint(0, VOCAB, (BATCH, SEQ), generator=gen, dtype=torch.int64)
     stio.save(input_path, {"arg0": tokens})
+    stio.save(tiny_path(outdir), {"arg0": tokens[:1, :4].clone()})
     with torch.no_grad():  # the scripted file computes what the eager model does
         diff = (scripted(tokens) - model(tokens)).abs().max().item()
     if diff > 1e-4:

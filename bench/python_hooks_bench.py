@@ -89,7 +89,7 @@ def main():
         with torch.no_grad():
             for _ in range(iters):
                 t0, c0 = time.perf_counter(), time.thread_time()
-                out = model(tokens)
+                model(tokens)
                 if stores:
                     if len(acts) != expected:
                         sys.exit(f"python_hooks_bench.py: {len(acts)} activations, expected {expected}")

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Turns the JSON files of bench/run_capture_bench.sh into the markdown table of docs/benchmarks.md.
 
-Usage:  /usr/bin/python3 bench/summarize_capture_bench.py CPP_1.json [...] -- PY_1.json [...]
+Usage:  /usr/bin/python3 bench/summarize_capture_bench.py [--tiny CPP_TINY.json]
+            [--hookpath CPP_HOOKPATH.json] CPP_1.json [...] -- PY_1.json [...]
 
 Every repetition (one sample = mean wall time of the forwards in that repetition) of every round
 is pooled per variant; the table gives medians and ratios of medians, each ratio with a 95%
@@ -46,6 +47,9 @@ def ratio(num, den, rng, n=2000):
 
 def main():
     args = sys.argv[1:]
+    extra = {}
+    while args[:1] in (["--tiny"], ["--hookpath"]):
+        extra[args[0][2:]], args = args[1], args[2:]
     if "--" not in args:
         sys.exit("usage: summarize_capture_bench.py CPP.json... -- PY.json...")
     cut = args.index("--")
@@ -86,6 +90,69 @@ def main():
         r, lo, hi = ratio(a[an]["real"], b[bn]["real"], rng)
         c = statistics.median(a[an]["cpu"]) / statistics.median(b[bn]["cpu"])
         print(f"| {label} | {r:.3f} | {lo:.3f} – {hi:.3f} | {100 * (r - 1):+.1f}% | {c:.3f} |")
+
+    if "tiny" in extra:
+        per_hook(extra["tiny"])
+    if "hookpath" in extra:
+        hook_path(extra["hookpath"])
+
+
+def medians_us(path):
+    """name -> (median µs per iteration, hook_points counter or None) from a run's aggregates."""
+    with open(path) as f:
+        doc = json.load(f)
+    out = {}
+    for b in doc["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
+        scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[b.get("time_unit", "ms")]
+        out[b["name"].split("/")[0]] = (b["real_time"] * scale, b.get("hook_points"))
+    return out
+
+
+def per_hook(path):
+    """Extra time per hook point on the tiny input: the fastest repetition of each variant (at
+    ~3 ms per forward, interference from other work only ever adds time, so the minimum is the
+    estimate of the undisturbed cost)."""
+    with open(path) as f:
+        doc = json.load(f)
+    med, points = {}, None
+    for b in doc["benchmarks"]:
+        if b.get("run_type") != "iteration" or b.get("error_occurred"):
+            continue
+        scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[b.get("time_unit", "ms")]
+        name = b["name"].split("/")[0]
+        med[name] = min(med.get(name, float("inf")), b["real_time"] * scale)
+        if name == "session_idle" and "hook_points" in b:
+            points = b["hook_points"]
+    if "original" not in med or not points:
+        return
+    print()
+    print(f"Hook layer's own cost (C++, input 1 x 4 tokens, fastest repetition; {points:.0f} hook "
+          "points per forward: every submodule call's input and output):")
+    print()
+    print("| variant | µs / forward | extra µs / forward | extra µs / hook point |")
+    print("| --- | ---: | ---: | ---: |")
+    for name in ORDER:
+        if name in med:
+            extra = med[name] - med["original"]
+            print(f"| `{name}` | {med[name]:.0f} | {extra:+.0f} | {extra / points:+.2f} |")
+
+
+def hook_path(path):
+    """strata's bookkeeping alone: one pass's hook points replayed into HookSession::on_hook."""
+    m = medians_us(path)
+    if not m:
+        return
+    print()
+    print("strata's bookkeeping alone (one forward's hook points replayed into "
+          "HookSession::on_hook, no model):")
+    print()
+    print("| variant | µs / pass | hook points | ns / hook point |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, (us, points) in m.items():
+        if points:
+            print(f"| `{name}` | {us:.1f} | {points:.0f} | {1e3 * us / points:.0f} |")
 
 
 if __name__ == "__main__":

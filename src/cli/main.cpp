@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <strata/core/error.h>
+#include <strata/core/memory.h>
 #include <strata/core/torch_error.h>
 
 #include "cli_common.h"
@@ -15,6 +16,9 @@ int main(int argc, char** argv) {
   CLI::App app{"strata: layer-wise interpretability for TorchScript models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "strata 0.1.0");
+  // Captures free and re-allocate large blocks every pass; keep them instead of paying page
+  // faults (docs/benchmarks.md).
+  strata::retain_freed_memory();
   // LibTorch here defaults to one intra-op thread; use the machine unless told otherwise.
   at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   app.add_option_function<int>(
@@ -25,6 +29,7 @@ int main(int argc, char** argv) {
   strata::cli::add_inspect(app, status);
   strata::cli::add_capture(app, status);
   strata::cli::add_stats(app, status);
+  strata::cli::add_lens(app, status);
   // Name an unknown subcommand (CLI11 would only say that one is required).
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -35,7 +40,7 @@ int main(int argc, char** argv) {
     if (arg.empty() || arg[0] == '-') continue;
     const auto known = app.get_subcommands([&arg](const CLI::App* sub) { return sub->get_name() == arg; });
     if (known.empty()) {
-      std::fprintf(stderr, "strata: error: unknown subcommand '%s' (use inspect, capture or stats; "
+      std::fprintf(stderr, "strata: error: unknown subcommand '%s' (use inspect, capture, stats or lens; "
                    "see strata --help)\n", arg.c_str());
       return 2;
     }
