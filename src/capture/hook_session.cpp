@@ -31,6 +31,20 @@ HookSession::~HookSession() { detail::thread_state().session = previous_; }
 
 HookSession* HookSession::current() { return detail::thread_state().session; }
 
+SuspendHooks::SuspendHooks() {
+  auto& ts = detail::thread_state();
+  session_ = ts.session;
+  tracking_ = ts.tracking;
+  ts.session = nullptr;
+  ts.tracking = 0;
+}
+
+SuspendHooks::~SuspendHooks() {
+  auto& ts = detail::thread_state();
+  ts.session = session_;
+  ts.tracking = tracking_;
+}
+
 bool HookSession::which_ok(Which which, HookKind kind) {
   return which == Which::Both || (which == Which::Output) == (kind == HookKind::Output);
 }

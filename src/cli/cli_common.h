@@ -37,5 +37,7 @@ void write_text(const std::string& path, const std::string& text);
 void add_inspect(CLI::App& app, int& status);
 void add_capture(CLI::App& app, int& status);
 void add_stats(CLI::App& app, int& status);
+void add_lens(CLI::App& app, int& status);
+void add_lens_train(CLI::App& app, int& status);
 
 }  // namespace strata::cli

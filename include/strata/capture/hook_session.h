@@ -130,4 +130,20 @@ class HookSession {
   std::vector<HookPoint> seen_;
 };
 
+/// Suspends hook processing on the calling thread while alive: instrumented modules called
+/// meanwhile behave exactly like the originals (no captures, no edits, no call counting). An
+/// analyzer that runs the model's own submodules (the logit lens calling the final norm) uses it
+/// so that those calls do not re-enter the active session.
+class SuspendHooks {
+ public:
+  SuspendHooks();
+  ~SuspendHooks();
+  SuspendHooks(const SuspendHooks&) = delete;
+  SuspendHooks& operator=(const SuspendHooks&) = delete;
+
+ private:
+  HookSession* session_;
+  int tracking_;
+};
+
 }  // namespace strata

@@ -33,6 +33,7 @@ class TensorMap {
   const std::vector<std::string>& names() const { return names_; }
   /// Number of tensors.
   int64_t size() const { return static_cast<int64_t>(names_.size()); }
+  /// True when the map holds no tensors.
   bool empty() const { return names_.empty(); }
 
  private:
