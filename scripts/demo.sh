@@ -44,5 +44,25 @@ PY
 echo
 echo "== examples/capture: capture, then activation patching =="
 build/examples/capture/capture_example "$out/demo_gpt.pt"
+
+# The logit lens on a real pretrained model: llama2.c's stories260K (see README, "Models").
+shared=../shared/models/stories260K
+if [ -f "$shared/stories260K.bin" ] && [ -f "$shared/tok512.bin" ]; then
+  echo
+  echo "== strata lens: the logit lens on stories260K (llama2.c) =="
+  if [ ! -f "$out/stories260K.pt" ]; then
+    "$py" tools/llama2c/convert.py "$shared/stories260K.bin" "$out/stories260K.pt"
+  fi
+  build/examples/logit_lens/logit_lens_example "$out/stories260K.pt" "$shared/tok512.bin" \
+    "Once upon a time, there was a little girl named Lily" "$out/lens_example.png"
+  "$strata" lens "$out/stories260K.pt" --tokenizer "$shared/tok512.bin" \
+    --prompt "Once upon a time, there was a little girl named Lily" --target " Lily" \
+    --out "$out/lens.json" --png "$out/lens.png"
+  echo "wrote $out/lens.json and the heatmap $out/lens.png"
+else
+  echo
+  echo "(skipping the logit lens: $shared/stories260K.bin and tok512.bin not found;"
+  echo " get them from Hugging Face karpathy/tinyllamas, folder stories260K/ — see README)"
+fi
 echo
 echo "demo outputs are in $out/"
