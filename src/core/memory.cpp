@@ -1,5 +1,7 @@
 #include <strata/core/memory.h>
 
+#include <cstddef>  // defines __GLIBC__ (via features.h) before the test below
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
