@@ -1,4 +1,5 @@
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <strata/analysis/logit_lens.h>
 #include <strata/capture/hook_session.h>
@@ -11,9 +12,12 @@
 #include <torch/csrc/jit/api/module.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <functional>
 
 namespace strata {
 
@@ -366,32 +370,107 @@ torch::jit::Module submodule(const torch::jit::Module& root, const std::string& 
   return m;
 }
 
-// Per position metrics of one layer's log-probabilities against the final ones, all [B, T(, k)].
-struct Metrics {
-  at::Tensor top1, top1_prob, entropy, kl, rank, topk_ids, topk_probs, target_prob, target_rank;
+// One (layer, position) of the lens: the metrics of that layer's distribution against the final
+// one, computed in one pass over the vocabulary.
+struct Cell {
+  int64_t top1 = 0, rank = 1, target_rank = 1;
+  double top1_prob = 0, entropy = 0, kl = 0, target_prob = 0;
 };
 
-Metrics metrics(const at::Tensor& logp, const at::Tensor& final_logp, const at::Tensor& final_top1,
-                int64_t k, std::optional<int64_t> target) {
-  Metrics m;
-  const at::Tensor p = logp.exp();
-  m.entropy = -at::where(p > 0, p * logp, at::zeros_like(p)).sum(-1);
-  const at::Tensor pf = final_logp.exp();
-  // KL(final || layer) = sum_v p_final(v) (log p_final(v) - log p_layer(v)); 0 log 0 = 0.
-  m.kl = at::where(pf > 0, pf * (final_logp - logp), at::zeros_like(pf)).sum(-1);
-  auto top = logp.topk(k, -1);
-  m.topk_ids = std::get<1>(top);
-  m.topk_probs = std::get<0>(top).exp();
-  m.top1 = m.topk_ids.select(-1, 0);
-  m.top1_prob = m.topk_probs.select(-1, 0);
-  const at::Tensor ref = logp.gather(-1, final_top1.unsqueeze(-1));
-  m.rank = (logp > ref).sum(-1) + 1;
-  if (target) {
-    const at::Tensor t = logp.select(-1, *target);
-    m.target_prob = t.exp();
-    m.target_rank = (logp > t.unsqueeze(-1)).sum(-1) + 1;
-  }
-  return m;
+// The lens over rows of V: x = logits, lp = log-softmax, p = exp(lp), one row per (layer,
+// position) at row(l, n), the final distribution at row(L, n). Ranks and the top-k compare the
+// logits themselves (the order of the float64 log-probabilities, without float32 rounding of
+// log-softmax merging neighbours); sums are accumulated in double. A layer whose logits equal the
+// final ones bit for bit is given the final row's log-probabilities, so its KL is exactly 0.
+template <typename S>
+void lens_pass(const std::function<const S*(int, int64_t, int64_t)>& row, int64_t L, int64_t N,
+               int64_t V, int64_t k, std::optional<int64_t> target, std::vector<Cell>& cells,
+               std::vector<int64_t>& topk_ids, std::vector<double>& topk_probs,
+               std::vector<int64_t>& final_top1) {
+  at::parallel_for(0, N, 8, [&](int64_t n0, int64_t n1) {
+    std::vector<S> topv(k);
+    std::vector<int64_t> topi(k);
+    for (int64_t n = n0; n < n1; ++n) {
+      const S* fx = row(0, L, n);
+      const S* flp = row(1, L, n);
+      const S* fp = row(2, L, n);
+      int64_t f1 = 0;
+      for (int64_t v = 1; v < V; ++v)
+        if (fx[v] > fx[f1]) f1 = v;
+      final_top1[n] = f1;
+      for (int64_t l = 0; l <= L; ++l) {
+        const S* x = row(0, l, n);
+        const bool same = l == L || std::memcmp(x, fx, sizeof(S) * V) == 0;
+        const S* a = same ? flp : row(1, l, n);
+        const S* q = same ? fp : row(2, l, n);
+        Cell& c = cells[l * N + n];
+        if (same) {
+          c.kl = 0;
+        } else {
+          double kl[4] = {0, 0, 0, 0};
+          int64_t v = 0;
+          for (; v + 4 <= V; v += 4) {
+            for (int j = 0; j < 4; ++j) {
+              const double pf = fp[v + j];
+              kl[j] += pf > 0 ? pf * (static_cast<double>(flp[v + j]) - a[v + j]) : 0.0;
+            }
+          }
+          for (; v < V; ++v) {
+            const double pf = fp[v];
+            kl[0] += pf > 0 ? pf * (static_cast<double>(flp[v]) - a[v]) : 0.0;
+          }
+          c.kl = (kl[0] + kl[1]) + (kl[2] + kl[3]);
+        }
+        double ent[4] = {0, 0, 0, 0};
+        int64_t v = 0;
+        for (; v + 4 <= V; v += 4) {
+          for (int j = 0; j < 4; ++j) {
+            const double pv = q[v + j];
+            ent[j] += pv > 0 ? pv * a[v + j] : 0.0;
+          }
+        }
+        for (; v < V; ++v) {
+          const double pv = q[v];
+          ent[0] += pv > 0 ? pv * a[v] : 0.0;
+        }
+        c.entropy = -((ent[0] + ent[1]) + (ent[2] + ent[3]));
+        // Ranks: 1 + how many tokens score strictly higher; top-k by partial insertion (ties keep
+        // the lower id first).
+        const S ref = x[f1];
+        int64_t rank = 1, filled = 0;
+        for (v = 0; v < V; ++v) {
+          const S xv = x[v];
+          rank += xv > ref;
+          if (filled < k || xv > topv[filled - 1]) {
+            int64_t i = filled < k ? filled++ : k - 1;
+            while (i > 0 && topv[i - 1] < xv) {
+              topv[i] = topv[i - 1];
+              topi[i] = topi[i - 1];
+              --i;
+            }
+            topv[i] = xv;
+            topi[i] = v;
+          }
+        }
+        c.rank = rank;
+        int64_t* ids = topk_ids.data() + (l * N + n) * k;
+        double* probs = topk_probs.data() + (l * N + n) * k;
+        for (int64_t i = 0; i < k; ++i) {
+          ids[i] = topi[i];
+          probs[i] = static_cast<double>(q[topi[i]]);
+        }
+        c.top1 = topi[0];
+        c.top1_prob = probs[0];
+        if (target) {
+          const S tv = x[*target];
+          int64_t trank = 1;
+          for (v = 0; v < V; ++v) trank += x[v] > tv;
+          c.target_rank = trank;
+          c.target_prob = static_cast<double>(q[*target]);
+        }
+      }
+    }
+  });
 }
 
 template <typename T>
@@ -464,18 +543,25 @@ void LogitLens::visit(const Activation& a) {
   hidden_[a.point.key()] = a.value.detach().clone();
 }
 
-at::Tensor LogitLens::decode(const std::string& layer, const at::Tensor& hidden) const {
+at::Tensor LogitLens::translate(const std::string& layer, const at::Tensor& hidden) const {
   at::Tensor x = hidden.to(model_.device());
   auto it = options_.translators.find(layer);
   if (it != options_.translators.end()) x = it->second.apply(x);
+  return x;
+}
+
+at::Tensor LogitLens::head(const at::Tensor& hidden) const {
+  at::Tensor x = hidden;
+  const torch::jit::Module& root = model_.module();
+  if (!structure_.norm.empty()) x = submodule(root, structure_.norm).forward({x}).toTensor();
+  const auto outs = flatten_tensors(submodule(root, structure_.unembed).forward({x}));
+  STRATA_CHECK(!outs.empty(), "no tensor came out");
+  return outs.front();
+}
+
+at::Tensor LogitLens::decode(const std::string& layer, const at::Tensor& hidden) const {
   try {
-    const torch::jit::Module& root = model_.module();
-    if (!structure_.norm.empty()) {
-      x = submodule(root, structure_.norm).forward({x}).toTensor();
-    }
-    const auto outs = flatten_tensors(submodule(root, structure_.unembed).forward({x}));
-    STRATA_CHECK(!outs.empty(), "no tensor came out");
-    return outs.front();
+    return head(translate(layer, hidden));
   } catch (const std::exception& e) {
     throw Error(str_cat("LogitLens: decoding '", layer, "' (", describe(hidden), ") with ",
                         structure_.norm.empty() ? "" : "'" + structure_.norm + "' and ", "'",
@@ -499,8 +585,88 @@ void LogitLens::end_batch(const BatchContext& batch) {
                V, "]");
   const int64_t B = final_logits.dim() == 3 ? final_logits.size(0) : 1;
   const int64_t T = final_logits.numel() / V / B;
-  const at::Tensor final_logp = final_logits.to(at::kDouble).log_softmax(-1).reshape({B, T, V});
-  const at::Tensor final_top1 = final_logp.argmax(-1);
+  const int64_t N = B * T;
+
+  // Decode every layer. All but the last in one norm + unembedding call on their hidden states
+  // concatenated along the first dimension (the norm is per position, so this is exact) when
+  // they have the same shape and dtype; the last layer on its own, at the shape the model's
+  // forward gave its head, so that the last block decodes to the model's logits bit for bit (a
+  // matrix product over more rows may round differently). One call per layer when the shapes
+  // differ or the batched call fails.
+  const int64_t L = static_cast<int64_t>(structure_.layers.size());
+  std::vector<at::Tensor> xs(L);
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string& layer = structure_.layers[l];
+    auto it = hidden_.find(layer);
+    STRATA_CHECK(it != hidden_.end(), "LogitLens: the hook point '", layer,
+                 "' was not reached in batch ", batch.index);
+    xs[l] = it->second;
+  }
+  // Blocks of consecutive layers decoded together: first layer, logits [count, N, V]; the final
+  // logits are the last block (first = L).
+  struct Block {
+    int64_t first, count;
+    at::Tensor x, lp, p;
+  };
+  std::vector<Block> blocks;
+  const int64_t nb = L - 1;
+  bool uniform = nb >= 2 && xs[0].dim() >= 2;
+  for (int64_t l = 1; l < nb && uniform; ++l)
+    uniform = xs[l].sizes() == xs[0].sizes() && xs[l].scalar_type() == xs[0].scalar_type();
+  if (uniform) {
+    try {
+      std::vector<at::Tensor> ins(nb);
+      for (int64_t l = 0; l < nb; ++l) ins[l] = translate(structure_.layers[l], xs[l]);
+      const at::Tensor out = head(at::cat(ins, 0));
+      if (out.numel() == nb * N * V) blocks.push_back({0, nb, out.reshape({nb, N, V}), {}, {}});
+    } catch (const std::exception&) {
+      blocks.clear();  // decoded layer by layer below, with a precise error
+    }
+  }
+  for (int64_t l = blocks.empty() ? 0 : nb; l < L; ++l) {
+    const std::string& layer = structure_.layers[l];
+    const at::Tensor logits = decode(layer, xs[l]);
+    STRATA_CHECK(logits.numel() == N * V, "LogitLens: decoding '", layer, "' gave ",
+                 describe(logits), ", but the model's logits are ", describe(final_logits));
+    blocks.push_back({l, 1, logits.reshape({1, N, V}), {}, {}});
+  }
+  blocks.push_back({L, 1, final_logits.reshape({1, N, V}), {}, {}});
+
+  // Log-softmax and exp per block (all rows at once), in float32 (float64 when the model's
+  // logits or a decoding are float64); then one C++ pass per position over the vocabulary.
+  bool dbl = false;
+  for (const Block& bl : blocks) dbl = dbl || bl.x.scalar_type() == at::kDouble;
+  const auto opts = at::TensorOptions().dtype(dbl ? at::kDouble : at::kFloat).device(at::kCPU);
+  std::vector<int64_t> block_of(L + 1);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    Block& bl = blocks[i];
+    bl.x = bl.x.to(opts).contiguous();
+    bl.lp = bl.x.log_softmax(-1);
+    bl.p = bl.lp.exp();
+    for (int64_t j = 0; j < bl.count; ++j) block_of[bl.first + j] = static_cast<int64_t>(i);
+  }
+  std::vector<Cell> cells((L + 1) * N);
+  std::vector<int64_t> topk_ids((L + 1) * N * k), final_top1(N);
+  std::vector<double> topk_probs((L + 1) * N * k);
+  auto run = [&](auto zero) {
+    using S = decltype(zero);
+    std::vector<std::array<const S*, 3>> ptr(L + 1);
+    for (int64_t l = 0; l <= L; ++l) {
+      const Block& bl = blocks[block_of[l]];
+      const int64_t off = (l - bl.first) * N * V;
+      ptr[l] = {bl.x.data_ptr<S>() + off, bl.lp.data_ptr<S>() + off, bl.p.data_ptr<S>() + off};
+    }
+    const std::function<const S*(int, int64_t, int64_t)> row = [&](int what, int64_t l,
+                                                                   int64_t n) -> const S* {
+      return ptr[l][what] + n * V;
+    };
+    lens_pass<S>(row, L, N, V, k, options_.target, cells, topk_ids, topk_probs, final_top1);
+  };
+  if (dbl) {
+    run(0.0);
+  } else {
+    run(0.0f);
+  }
 
   // Which of this batch's sequences are kept position by position.
   const int64_t keep = std::clamp<int64_t>(options_.keep_sequences - num_sequences_, 0, B);
@@ -515,54 +681,60 @@ void LogitLens::end_batch(const BatchContext& batch) {
     sequences_.push_back(std::move(seq));
   }
 
-  const int64_t L = static_cast<int64_t>(structure_.layers.size());
   for (int64_t l = 0; l <= L; ++l) {
-    at::Tensor logp;
-    if (l < L) {
-      const std::string& layer = structure_.layers[l];
-      auto it = hidden_.find(layer);
-      STRATA_CHECK(it != hidden_.end(), "LogitLens: the hook point '", layer,
-                   "' was not reached in batch ", batch.index);
-      const at::Tensor logits = decode(layer, it->second);
-      STRATA_CHECK(logits.numel() == B * T * V, "LogitLens: decoding '", layer, "' gave ",
-                   describe(logits), ", but the model's logits are ", describe(final_logits));
-      logp = logits.to(at::kDouble).log_softmax(-1).reshape({B, T, V});
-    } else {
-      logp = final_logp;
-    }
-    const Metrics m = metrics(logp, final_logp, final_top1, k, options_.target);
-
+    const Cell* c = cells.data() + l * N;
     Aggregate& a = aggregate_[l];
-    a.positions += B * T;
-    a.entropy += m.entropy.sum().item<double>();
-    a.kl += m.kl.sum().item<double>();
-    a.top1_prob += m.top1_prob.sum().item<double>();
-    a.agree += (m.top1 == final_top1).sum().item<double>();
-    a.rank += m.rank.to(at::kDouble).sum().item<double>();
-    a.in_topk += (m.rank <= k).sum().item<double>();
+    a.positions += N;
+    double entropy = 0, kl = 0, top1_prob = 0, agree = 0, rank = 0, in_topk = 0;
+    double target_prob = 0, target_rank = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      entropy += c[n].entropy;
+      kl += c[n].kl;
+      top1_prob += c[n].top1_prob;
+      agree += c[n].top1 == final_top1[n];
+      rank += static_cast<double>(c[n].rank);
+      in_topk += c[n].rank <= k;
+      target_prob += c[n].target_prob;
+      target_rank += static_cast<double>(c[n].target_rank);
+    }
+    a.entropy += entropy;
+    a.kl += kl;
+    a.top1_prob += top1_prob;
+    a.agree += agree;
+    a.rank += rank;
+    a.in_topk += in_topk;
     if (options_.target) {
-      a.target_prob += m.target_prob.sum().item<double>();
-      a.target_rank += m.target_rank.to(at::kDouble).sum().item<double>();
+      a.target_prob += target_prob;
+      a.target_rank += target_rank;
     }
 
     for (int64_t b = 0; b < keep; ++b) {
       Sequence& seq = sequences_[first_kept + b];
-      seq.top1.push_back(row_of<int64_t>(m.top1, b));
-      seq.top1_prob.push_back(row_of<double>(m.top1_prob, b));
-      seq.entropy.push_back(row_of<double>(m.entropy, b));
-      seq.kl.push_back(row_of<double>(m.kl, b));
-      seq.rank.push_back(row_of<int64_t>(m.rank, b));
-      if (options_.target) {
-        seq.target_prob.push_back(row_of<double>(m.target_prob, b));
-        seq.target_rank.push_back(row_of<int64_t>(m.target_rank, b));
-      }
-      const at::Tensor ids = m.topk_ids[b].contiguous().to(at::kCPU);
-      const at::Tensor probs = m.topk_probs[b].contiguous().to(at::kCPU);
+      const Cell* r = c + b * T;
+      std::vector<int64_t> top1(T), rk(T), trk(T);
+      std::vector<double> top1p(T), ent(T), kls(T), tp(T);
       std::vector<std::vector<int64_t>> id_rows(T);
       std::vector<std::vector<double>> prob_rows(T);
       for (int64_t t = 0; t < T; ++t) {
-        id_rows[t].assign(ids[t].data_ptr<int64_t>(), ids[t].data_ptr<int64_t>() + k);
-        prob_rows[t].assign(probs[t].data_ptr<double>(), probs[t].data_ptr<double>() + k);
+        top1[t] = r[t].top1;
+        rk[t] = r[t].rank;
+        trk[t] = r[t].target_rank;
+        top1p[t] = r[t].top1_prob;
+        ent[t] = r[t].entropy;
+        kls[t] = r[t].kl;
+        tp[t] = r[t].target_prob;
+        const int64_t off = (l * N + b * T + t) * k;
+        id_rows[t].assign(topk_ids.begin() + off, topk_ids.begin() + off + k);
+        prob_rows[t].assign(topk_probs.begin() + off, topk_probs.begin() + off + k);
+      }
+      seq.top1.push_back(std::move(top1));
+      seq.top1_prob.push_back(std::move(top1p));
+      seq.entropy.push_back(std::move(ent));
+      seq.kl.push_back(std::move(kls));
+      seq.rank.push_back(std::move(rk));
+      if (options_.target) {
+        seq.target_prob.push_back(std::move(tp));
+        seq.target_rank.push_back(std::move(trk));
       }
       seq.topk_ids.push_back(std::move(id_rows));
       seq.topk_probs.push_back(std::move(prob_rows));

@@ -1,14 +1,9 @@
-#include <strata/analysis/tuned_lens.h>
-
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
-#include <torch/csrc/jit/api/module.h>
-#include <torch/optim/adam.h>
-#include <torch/optim/sgd.h>
-
 #include <strata/analysis/dataset.h>
 #include <strata/analysis/runner.h>
+#include <strata/analysis/tuned_lens.h>
 #include <strata/capture/hook_session.h>
 #include <strata/core/dtype.h>
 #include <strata/core/error.h>
@@ -16,6 +11,10 @@
 #include <strata/io/safetensors.h>
 #include <strata/model/model.h>
 #include <strata/text/tokenizer.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -53,28 +52,32 @@ at::Tensor logits_of(const c10::IValue& out, int64_t index, const char* caller) 
 
 void check_tokens(const at::Tensor& tokens, const char* caller) {
   STRATA_CHECK(tokens.defined(), caller, ": no tokens given");
-  STRATA_CHECK(!tokens.is_floating_point() && !tokens.is_complex() &&
-                   tokens.scalar_type() != at::kBool,
-               caller, ": tokens are ", dtype_name(tokens.scalar_type()),
-               ", expected integer token ids (int64 [N, T])");
+  STRATA_CHECK(
+      !tokens.is_floating_point() && !tokens.is_complex() && tokens.scalar_type() != at::kBool,
+      caller, ": tokens are ", dtype_name(tokens.scalar_type()),
+      ", expected integer token ids (int64 [N, T])");
   STRATA_CHECK(tokens.dim() == 2 && tokens.size(0) > 0 && tokens.size(1) > 0, caller,
                ": tokens have shape ", tokens.sizes(), ", expected [N, T] with N, T > 0");
 }
 
-// Turns requires_grad off on every parameter of a module while alive, and restores it: the
-// tuned lens differentiates through the model's norm and unembedding, but must neither train
-// them nor leave gradients in their .grad fields.
+// Turns requires_grad off on every (leaf) parameter of a module while alive, and restores it:
+// the tuned lens differentiates through the model's norm and unembedding, but must neither
+// train them nor leave gradients in their .grad fields. A parameter that is not a leaf (a module
+// cloned with autograd on holds clones of its parameters) cannot be switched off; the gradients
+// are therefore also computed with autograd::grad for the translators only.
 class FreezeParameters {
  public:
   explicit FreezeParameters(const torch::jit::Module& m) {
     for (const at::Tensor& p : m.parameters(/*recurse=*/true)) {
-      saved_.emplace_back(p, p.requires_grad());
-      if (p.requires_grad()) p.set_requires_grad(false);
+      if (!p.is_leaf() || !p.requires_grad()) continue;
+      saved_.emplace_back(p, true);
+      p.set_requires_grad(false);
     }
   }
   ~FreezeParameters() {
     // Reverse order: a tied weight listed twice ends with its first-seen state.
-    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) it->first.set_requires_grad(it->second);
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it)
+      it->first.set_requires_grad(it->second);
   }
   FreezeParameters(const FreezeParameters&) = delete;
   FreezeParameters& operator=(const FreezeParameters&) = delete;
@@ -88,6 +91,18 @@ class FreezeParameters {
 // ---------------------------------------------------------------------------------------------
 // Training text
 
+namespace {
+
+// SplitMix64: decorrelated seeds for the per-row generators.
+uint64_t mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
 at::Tensor sample_sequences(const Model& model, const SampleOptions& o, int64_t output_index,
                             const std::function<void(int64_t)>& progress) {
   STRATA_CHECK(o.count > 0, "sample_sequences: count ", o.count, " must be positive");
@@ -96,29 +111,38 @@ at::Tensor sample_sequences(const Model& model, const SampleOptions& o, int64_t 
                o.temperature, " must be positive");
   STRATA_CHECK(o.batch_size > 0, "sample_sequences: batch_size ", o.batch_size,
                " must be positive");
+  STRATA_CHECK(o.start_token >= 0, "sample_sequences: start token ", o.start_token, " is negative");
   at::NoGradGuard no_grad;
   SuspendHooks suspend;  // sample from the plain model: no captures, no edits of a caller's session
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   at::Tensor all = at::empty({o.count, o.length}, at::kLong);
   int64_t done = 0;
   for (int64_t first = 0; first < o.count; first += o.batch_size) {
     const int64_t B = std::min(o.batch_size, o.count - first);
+    // One generator per row, seeded from (seed, row): row i is the same whatever the count and
+    // batch size, so a longer run extends a shorter one.
+    std::vector<at::Generator> gens;
+    for (int64_t b = 0; b < B; ++b)
+      gens.push_back(at::make_generator<at::CPUGeneratorImpl>(mix(o.seed ^ mix(first + b))));
     at::Tensor seq = at::full({B, 1}, o.start_token, at::kLong);
     for (int64_t t = 1; t < o.length; ++t) {
-      const at::Tensor logits =
-          logits_of(model.forward({seq.to(model.device())}), output_index, "sample_sequences");
+      c10::IValue out;
+      try {
+        out = model.forward({seq.to(model.device())});
+      } catch (const Error& e) {
+        if (t > 1) throw;
+        throw Error(str_cat("sample_sequences: the first forward pass, on the start token ",
+                            o.start_token, ", failed: ", e.what()));
+      }
+      const at::Tensor logits = logits_of(out, output_index, "sample_sequences");
       STRATA_CHECK(logits.dim() == 3 && logits.size(0) == B && logits.size(1) == t,
                    "sample_sequences: the model returned logits ", logits.sizes(), " for tokens [",
                    B, ", ", t, "], expected [", B, ", ", t, ", V]");
-      if (t == 1) {
-        STRATA_CHECK(o.start_token >= 0 && o.start_token < logits.size(2),
-                     "sample_sequences: start token ", o.start_token,
-                     " is outside the vocabulary (", logits.size(2), " tokens)");
-      }
       // float64 on the CPU: the draws depend only on the seed, not on the device or threads.
-      const at::Tensor last = logits.select(1, t - 1).to(at::kCPU, at::kDouble);
-      const at::Tensor probs = (last / o.temperature).softmax(-1);
-      const at::Tensor next = at::multinomial(probs, 1, /*replacement=*/false, gen);
+      const at::Tensor probs =
+          (logits.select(1, t - 1).to(at::kCPU, at::kDouble) / o.temperature).softmax(-1);
+      at::Tensor next = at::empty({B, 1}, at::kLong);
+      for (int64_t b = 0; b < B; ++b)
+        next[b].copy_(at::multinomial(probs[b], 1, /*replacement=*/false, gens[b]));
       seq = at::cat({seq, next}, 1);
       done += B;
       if (progress) progress(done);
@@ -187,8 +211,8 @@ TunedLensTrainer::TunedLensTrainer(const Model& model, LensStructure structure,
                " must be positive");
   STRATA_CHECK(options_.momentum >= 0 && options_.momentum < 1, "TunedLensTrainer: momentum ",
                options_.momentum, " is outside [0, 1)");
-  STRATA_CHECK(options_.weight_decay >= 0, "TunedLensTrainer: weight_decay ",
-               options_.weight_decay, " is negative");
+  STRATA_CHECK(options_.weight_decay >= 0, "TunedLensTrainer: weight_decay ", options_.weight_decay,
+               " is negative");
 
   std::vector<std::string> wanted = options_.layers;
   if (wanted.empty()) {
@@ -201,9 +225,9 @@ TunedLensTrainer::TunedLensTrainer(const Model& model, LensStructure structure,
   for (const auto& l : structure_.layers) names += (names.empty() ? "" : ", ") + l;
   const std::set<std::string> wanted_set(wanted.begin(), wanted.end());
   for (const auto& w : wanted) {
-    STRATA_CHECK(std::find(structure_.layers.begin(), structure_.layers.end(), w) !=
-                     structure_.layers.end(),
-                 "TunedLensTrainer: '", w, "' is not one of the decoded layers (", names, ")");
+    STRATA_CHECK(
+        std::find(structure_.layers.begin(), structure_.layers.end(), w) != structure_.layers.end(),
+        "TunedLensTrainer: '", w, "' is not one of the decoded layers (", names, ")");
   }
   for (const auto& l : structure_.layers)  // the structure's order, each once
     if (wanted_set.count(l)) layers_.push_back(l);
@@ -292,7 +316,12 @@ std::vector<double> batch_losses(const Model& model, const LensStructure& s,
     const at::Tensor logp = logits.to(at::kFloat).log_softmax(-1).reshape({-1, s.vocab_size});
     // KL(p_final || p) = Σ p_final log p_final - Σ p_final log p, averaged over positions.
     const at::Tensor loss = neg_entropy - (p_final * logp).sum(-1).mean();
-    if (backward) loss.backward();
+    if (backward) {
+      // Only W and b: nothing flows into the model's parameters (or their .grad fields).
+      const auto g = torch::autograd::grad({loss}, {weight[i], bias[i]});
+      weight[i].mutable_grad() = g[0];
+      bias[i].mutable_grad() = g[1];
+    }
     out.push_back(loss.item<double>());
   }
   return out;
@@ -320,12 +349,14 @@ TunedLensStep TunedLensTrainer::train(const at::Tensor& tokens,
   std::unique_ptr<torch::optim::Optimizer> opt;
   if (options_.optimizer == TunedLensOptimizer::Adam) {
     opt = std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay));
+        params,
+        torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay));
   } else {
-    opt = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(options_.learning_rate)
-                                                          .momentum(options_.momentum)
-                                                          .nesterov(options_.momentum > 0)
-                                                          .weight_decay(options_.weight_decay));
+    opt =
+        std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(options_.learning_rate)
+                                                        .momentum(options_.momentum)
+                                                        .nesterov(options_.momentum > 0)
+                                                        .weight_decay(options_.weight_decay));
   }
 
   FreezeParameters frozen(model_.module());
@@ -342,7 +373,8 @@ TunedLensStep TunedLensTrainer::train(const at::Tensor& tokens,
                       (1.0 - static_cast<double>(step - 1) / static_cast<double>(options_.steps));
     for (auto& group : opt->param_groups()) group.options().set_lr(lr);
 
-    opt->zero_grad();
+    // No zero_grad(): batch_losses() overwrites every translator's .grad (with autograd::grad's
+    // result, which may be a view that zero_grad() could not detach in place).
     last.layer_loss = batch_losses(model_, structure_, layers_, st.weight, st.bias,
                                    cpu_tokens.index_select(0, rows), /*backward=*/true);
     opt->step();
@@ -407,30 +439,30 @@ void save_translators(const std::string& path, const std::map<std::string, Trans
     const auto f = at::TensorOptions().dtype(at::kFloat);
     t.insert(layer + ".weight", tr.weight.defined() ? tr.weight.detach().to(at::kCPU, at::kFloat)
                                                     : at::zeros({d, d}, f));
-    t.insert(layer + ".bias", tr.bias.defined() ? tr.bias.detach().to(at::kCPU, at::kFloat)
-                                                : at::zeros({d}, f));
+    t.insert(layer + ".bias",
+             tr.bias.defined() ? tr.bias.detach().to(at::kCPU, at::kFloat) : at::zeros({d}, f));
   }
   metadata["format"] = "strata.tuned_lens";
   metadata["parameterization"] = "h + h W^T + b";
   save_safetensors(path, t, metadata);
 }
 
-void check_translators(const std::map<std::string, Translator>& translators,
-                       const LensStructure& s, const std::string& caller) {
+void check_translators(const std::map<std::string, Translator>& translators, const LensStructure& s,
+                       const std::string& caller) {
   const int64_t d = s.hidden_size;
   std::string names;
   for (const auto& l : s.layers) names += (names.empty() ? "" : ", ") + l;
   for (const auto& [layer, tr] : translators) {
     STRATA_CHECK(std::find(s.layers.begin(), s.layers.end(), layer) != s.layers.end(), caller,
-                 ": a translator is given for '", layer, "', which is not a decoded layer (",
-                 names, ")");
+                 ": a translator is given for '", layer, "', which is not a decoded layer (", names,
+                 ")");
     STRATA_CHECK(!tr.weight.defined() ||
                      (tr.weight.dim() == 2 && tr.weight.size(0) == d && tr.weight.size(1) == d),
                  caller, ": the translator weight of '", layer, "' is ", shape_of(tr.weight),
                  ", expected [", d, ", ", d, "] (the hidden size)");
     STRATA_CHECK(!tr.bias.defined() || (tr.bias.dim() == 1 && tr.bias.size(0) == d), caller,
-                 ": the translator bias of '", layer, "' is ", shape_of(tr.bias), ", expected [",
-                 d, "]");
+                 ": the translator bias of '", layer, "' is ", shape_of(tr.bias), ", expected [", d,
+                 "]");
   }
 }
 

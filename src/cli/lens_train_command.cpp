@@ -7,18 +7,17 @@
 // logit lens and of the tuned lens.
 #include <ATen/ATen.h>
 #include <fmt/format.h>
-
-#include <cstdio>
-#include <fstream>
-#include <iostream>
-#include <sstream>
-
 #include <strata/analysis/logit_lens.h>
 #include <strata/analysis/progress.h>
 #include <strata/analysis/tuned_lens.h>
 #include <strata/core/error.h>
 #include <strata/model/model.h>
 #include <strata/text/tokenizer.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 
 #include "cli_common.h"
 
@@ -29,8 +28,8 @@ namespace {
 struct LensTrainArgs {
   std::string model, tokenizer, out, corpus, json, optimizer = "adam";
   std::string norm, unembed, layers, device = "cpu";
-  int64_t samples = 256, seq_len = 128, steps = 300, eval = 32, batch_size = 8;
-  double lr = 1e-3, temperature = 1.0, weight_decay = 0.0;
+  int64_t samples = 256, seq_len = 64, steps = 300, eval = 32, batch_size = 8;
+  double lr = 3e-3, temperature = 1.0, weight_decay = 0.0;
   uint64_t seed = 0;
   bool quiet = false;
 };
@@ -63,11 +62,11 @@ void add_lens_train(CLI::App& app, int& status) {
                                   "--eval more are sampled and held out)")
                       ->check(CLI::PositiveNumber);
   corpus->excludes(samples);
-  cmd->add_option("--seq-len", a->seq_len, "tokens per sequence (default 128)")
+  cmd->add_option("--seq-len", a->seq_len, "tokens per sequence (default 64)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
   cmd->add_option("--steps", a->steps, "optimizer steps (default 300)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--lr", a->lr, "initial learning rate, decayed linearly to 0 (default 1e-3)")
+  cmd->add_option("--lr", a->lr, "initial learning rate, decayed linearly to 0 (default 3e-3)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--optimizer", a->optimizer, "adam (default) or sgd (Nesterov momentum 0.9)")
       ->check(CLI::IsMember({"adam", "sgd"}));
@@ -103,7 +102,8 @@ void add_lens_train(CLI::App& app, int& status) {
     const at::Tensor probe = at::full({1, std::min<int64_t>(a->seq_len, 8)}, bos, at::kLong);
     const LensStructure s = find_lens_structure(model, {probe.to(device)}, lens_opts);
     if (tok && tok->vocab_size() != s.vocab_size && !a->quiet) {
-      std::fprintf(stderr, "strata: warning: the tokenizer has %lld tokens, the model's logits %lld\n",
+      std::fprintf(stderr,
+                   "strata: warning: the tokenizer has %lld tokens, the model's logits %lld\n",
                    static_cast<long long>(tok->vocab_size()), static_cast<long long>(s.vocab_size));
     }
 
@@ -123,11 +123,15 @@ void add_lens_train(CLI::App& app, int& status) {
     } else {
       const int64_t total = a->samples + a->eval;
       Progress bar("sample", total * (a->seq_len - 1), !a->quiet, "tokens");
-      const at::Tensor rows = sample_sequences(
-          model,
-          SampleOptions().set_count(total).set_length(a->seq_len).set_temperature(a->temperature)
-              .set_seed(a->seed).set_start_token(bos),
-          s.output_index, [&bar](int64_t done) { bar.step(done - bar.done()); });
+      const at::Tensor rows =
+          sample_sequences(model,
+                           SampleOptions()
+                               .set_count(total)
+                               .set_length(a->seq_len)
+                               .set_temperature(a->temperature)
+                               .set_seed(a->seed)
+                               .set_start_token(bos),
+                           s.output_index, [&bar](int64_t done) { bar.step(done - bar.done()); });
       bar.finish();
       train = rows.narrow(0, 0, a->samples);
       held_out = rows.narrow(0, a->samples, a->eval);
@@ -136,7 +140,8 @@ void add_lens_train(CLI::App& app, int& status) {
         std::vector<int64_t> ids(train[0].data_ptr<int64_t>(),
                                  train[0].data_ptr<int64_t>() + std::min<int64_t>(a->seq_len, 48));
         std::string text = tok->decode(ids);
-        for (auto& c : text) if (c == '\n') c = ' ';
+        for (auto& c : text)
+          if (c == '\n') c = ' ';
         std::cerr << "sample 0: " << text << " ...\n";
       }
     }
@@ -147,8 +152,11 @@ void add_lens_train(CLI::App& app, int& status) {
 
     // --- training
     TunedLensOptions opts;
-    opts.set_steps(a->steps).set_learning_rate(a->lr).set_batch_size(a->batch_size)
-        .set_seed(a->seed).set_weight_decay(a->weight_decay)
+    opts.set_steps(a->steps)
+        .set_learning_rate(a->lr)
+        .set_batch_size(a->batch_size)
+        .set_seed(a->seed)
+        .set_weight_decay(a->weight_decay)
         .set_optimizer(a->optimizer == "sgd" ? TunedLensOptimizer::SgdNesterov
                                              : TunedLensOptimizer::Adam);
     TunedLensTrainer trainer(model, s, opts);
@@ -180,7 +188,8 @@ void add_lens_train(CLI::App& app, int& status) {
     save_translators(a->out, trainer.translators(), meta);
 
     // --- held-out comparison
-    const LensComparison c = compare_lenses(model, s, trainer.translators(), held_out, a->batch_size);
+    const LensComparison c =
+        compare_lenses(model, s, trainer.translators(), held_out, a->batch_size);
     nlohmann::json rows = nlohmann::json::array();
     for (size_t l = 0; l < c.layers.size(); ++l) {
       const bool trained = std::find(trainer.layers().begin(), trainer.layers().end(),
@@ -211,9 +220,10 @@ void add_lens_train(CLI::App& app, int& status) {
       write_text(a->json, r.dump(1) + "\n");
     }
     if (!a->quiet) {
-      std::cout << fmt::format("held-out KL(final || layer) in nats, mean over {} positions ({} "
-                               "sequences x {} tokens):\n",
-                               c.positions, c.sequences, held_out.size(1));
+      std::cout << fmt::format(
+          "held-out KL(final || layer) in nats, mean over {} positions ({} "
+          "sequences x {} tokens):\n",
+          c.positions, c.sequences, held_out.size(1));
       std::cout << fmt::format("{:<20} {:>12} {:>12}\n", "layer", "logit lens", "tuned lens");
       for (const auto& r : rows) {
         std::cout << fmt::format("{:<20} {:>12.4f} {:>12.4f}{}\n", r["layer"].get<std::string>(),

@@ -9,6 +9,7 @@
 #include <strata/core/torch_error.h>
 
 #include <filesystem>
+#include <unordered_map>
 #include <fstream>
 #include <sstream>
 
@@ -80,7 +81,22 @@ Model Model::from_module(const torch::jit::Module& module, std::string source,
   try {
     // Instrument a clone before its first forward: the executor caches an optimized graph on the
     // first run, and the caller's module stays as it was.
-    impl.module = module.clone();
+    {
+      // Without this guard the cloned parameters would be non-leaf copies linked by autograd to
+      // the caller's module (backward would reach into it, and requires_grad could not be reset).
+      at::NoGradGuard no_grad;
+      impl.module = module.clone();
+    }
+    // Cloned under no_grad, the parameters are leaves without requires_grad: restore the flag.
+    {
+      auto originals = module.named_parameters(/*recurse=*/true);
+      std::unordered_map<std::string, bool> wanted;
+      for (const auto& p : originals) wanted[p.name] = p.value.requires_grad();
+      for (const auto& p : impl.module.named_parameters(/*recurse=*/true)) {
+        auto it = wanted.find(p.name);
+        if (it != wanted.end() && it->second) p.value.requires_grad_(true);
+      }
+    }
     if (options.eval) impl.module.eval();
     impl.module.to(options.device);
     impl.stats = instrument(impl.module);

@@ -2,6 +2,7 @@
 #include <strata/model/model.h>
 
 #include <ATen/ATen.h>
+#include <torch/script.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -41,6 +42,23 @@ TEST(Model, ListsTheModuleTreeWithTypesAndShapes) {
   EXPECT_EQ(q[0].dtype, "float32");
   EXPECT_EQ(m.match("blocks.*.attn"), (std::vector<std::string>{"blocks.0.attn", "blocks.1.attn"}));
   EXPECT_EQ(m.match("blocks.0.attn:1"), (std::vector<std::string>{"blocks.0.attn"}));
+}
+
+TEST(Model, ParametersAreLeavesIndependentOfTheLoadedModule) {
+  auto original = torch::jit::load(fixture("mlp_scripted.pt"));
+  Model m = Model::from_module(original, "mlp");
+  for (const auto& p : m.module().named_parameters(/*recurse=*/true)) {
+    EXPECT_TRUE(p.value.is_leaf()) << p.name;
+    EXPECT_TRUE(p.value.requires_grad()) << p.name;
+  }
+  auto out = m.forward({at::ones({2, 16})}).toTensor();
+  out.sum().backward();
+  for (const auto& p : original.named_parameters(/*recurse=*/true)) {
+    EXPECT_FALSE(p.value.grad().defined()) << "gradient leaked into the caller's module: " << p.name;
+  }
+  for (const auto& p : m.module().named_parameters(/*recurse=*/true)) {
+    EXPECT_TRUE(p.value.grad().defined()) << p.name;
+  }
 }
 
 TEST(Model, BadFilesGiveClearErrors) {

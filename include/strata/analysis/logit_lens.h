@@ -161,6 +161,8 @@ class LogitLens final : public Analyzer {
     double target_prob = 0, target_rank = 0;
   };
   at::Tensor decode(const std::string& layer, const at::Tensor& hidden) const;
+  at::Tensor translate(const std::string& layer, const at::Tensor& hidden) const;
+  at::Tensor head(const at::Tensor& hidden) const;  // the norm, then the unembedding
 
   const Model& model_;
   LensStructure structure_;

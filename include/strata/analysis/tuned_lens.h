@@ -11,15 +11,15 @@
 //   at::Tensor held_out = strata::sample_sequences(model, strata::SampleOptions().set_seed(1));
 //   strata::TunedLensTrainer trainer(model, s, strata::TunedLensOptions().set_steps(300));
 //   trainer.train(train);
-//   strata::save_translators("lens.safetensors", trainer.translators(), {{"model", "stories260K.pt"}});
-//   strata::LensComparison c = strata::compare_lenses(model, s, trainer.translators(), held_out);
+//   strata::save_translators("lens.safetensors", trainer.translators(), {{"model",
+//   "stories260K.pt"}}); strata::LensComparison c = strata::compare_lenses(model, s,
+//   trainer.translators(), held_out);
 //   // c.logit_kl[l] vs c.tuned_kl[l]: mean KL(p_final || p_layer) in nats, per layer
 //
 // See docs/analyzers/logit_lens.md ("Tuned lens") for the method and numbers on stories260K.
 #pragma once
 
 #include <ATen/core/Tensor.h>
-
 #include <strata/analysis/logit_lens.h>
 
 #include <cstdint>
@@ -40,27 +40,45 @@ class Tokenizer;
 /// How sample_sequences() draws text from a language model.
 struct SampleOptions {
   int64_t count = 64;        ///< number of sequences (N)
-  int64_t length = 128;      ///< tokens per sequence (T), the start token included
+  int64_t length = 64;       ///< tokens per sequence (T), the start token included
   double temperature = 1.0;  ///< softmax temperature (> 0)
-  uint64_t seed = 0;         ///< seed of the sampling generator (results do not depend on the
-                             ///< global RNG or the number of threads)
+  uint64_t seed = 0;         ///< row i is drawn with a generator seeded from (seed, i): the
+                             ///< same whatever count, batch size, threads or global RNG
   int64_t start_token = 1;   ///< the first token of every sequence (llama2.c's BOS)
   int64_t batch_size = 64;   ///< sequences generated together
 
-  SampleOptions& set_count(int64_t v) { count = v; return *this; }
-  SampleOptions& set_length(int64_t v) { length = v; return *this; }
-  SampleOptions& set_temperature(double v) { temperature = v; return *this; }
-  SampleOptions& set_seed(uint64_t v) { seed = v; return *this; }
-  SampleOptions& set_start_token(int64_t v) { start_token = v; return *this; }
-  SampleOptions& set_batch_size(int64_t v) { batch_size = v; return *this; }
+  SampleOptions& set_count(int64_t v) {
+    count = v;
+    return *this;
+  }
+  SampleOptions& set_length(int64_t v) {
+    length = v;
+    return *this;
+  }
+  SampleOptions& set_temperature(double v) {
+    temperature = v;
+    return *this;
+  }
+  SampleOptions& set_seed(uint64_t v) {
+    seed = v;
+    return *this;
+  }
+  SampleOptions& set_start_token(int64_t v) {
+    start_token = v;
+    return *this;
+  }
+  SampleOptions& set_batch_size(int64_t v) {
+    batch_size = v;
+    return *this;
+  }
 };
 
 /// Samples `count` sequences of `length` tokens from `model` (tokens [B, t] -> logits [B, t, V]
 /// at output tensor `output_index`), starting from `start_token` and drawing each next token from
 /// softmax(logits / temperature) at the last position. Returns int64 [count, length] on the CPU.
 /// The whole prefix is re-run for every token (a TorchScript model has no KV cache here), so the
-/// cost grows as count · length². `progress` (optional) is called after each generated token
-/// with the number of tokens generated so far (of count · (length - 1)).
+/// cost grows as count · length² (· length again for attention). `progress` (optional) is called
+/// after each generated token with the number of tokens generated so far (of count · (length - 1)).
 at::Tensor sample_sequences(const Model& model, const SampleOptions& options = {},
                             int64_t output_index = 0,
                             const std::function<void(int64_t)>& progress = nullptr);
@@ -87,24 +105,51 @@ struct TunedLensOptions {
   /// the model's output (KL 0), so its translator stays the identity.
   std::vector<std::string> layers;
   int64_t steps = 300;          ///< optimizer steps
-  double learning_rate = 1e-3;  ///< initial learning rate; decays linearly to 0 over `steps`
+  double learning_rate = 3e-3;  ///< initial learning rate; decays linearly to 0 over `steps`
   TunedLensOptimizer optimizer = TunedLensOptimizer::Adam;
-  double momentum = 0.9;        ///< SGD's Nesterov momentum (ignored by Adam)
-  double weight_decay = 0.0;    ///< L2 penalty on W and b (pulls towards the identity)
-  int64_t batch_size = 8;       ///< sequences per step (each step uses batch_size · T positions)
-  uint64_t seed = 0;            ///< seed of the batch order
+  double momentum = 0.9;      ///< SGD's Nesterov momentum (ignored by Adam)
+  double weight_decay = 0.0;  ///< L2 penalty on W and b (pulls towards the identity)
+  int64_t batch_size = 8;     ///< sequences per step (each step uses batch_size · T positions)
+  uint64_t seed = 0;          ///< seed of the batch order
   /// Translators to start from instead of the identity (e.g. read by load_translators()).
   std::map<std::string, Translator> init;
 
-  TunedLensOptions& set_layers(std::vector<std::string> v) { layers = std::move(v); return *this; }
-  TunedLensOptions& set_steps(int64_t v) { steps = v; return *this; }
-  TunedLensOptions& set_learning_rate(double v) { learning_rate = v; return *this; }
-  TunedLensOptions& set_optimizer(TunedLensOptimizer v) { optimizer = v; return *this; }
-  TunedLensOptions& set_momentum(double v) { momentum = v; return *this; }
-  TunedLensOptions& set_weight_decay(double v) { weight_decay = v; return *this; }
-  TunedLensOptions& set_batch_size(int64_t v) { batch_size = v; return *this; }
-  TunedLensOptions& set_seed(uint64_t v) { seed = v; return *this; }
-  TunedLensOptions& set_init(std::map<std::string, Translator> v) { init = std::move(v); return *this; }
+  TunedLensOptions& set_layers(std::vector<std::string> v) {
+    layers = std::move(v);
+    return *this;
+  }
+  TunedLensOptions& set_steps(int64_t v) {
+    steps = v;
+    return *this;
+  }
+  TunedLensOptions& set_learning_rate(double v) {
+    learning_rate = v;
+    return *this;
+  }
+  TunedLensOptions& set_optimizer(TunedLensOptimizer v) {
+    optimizer = v;
+    return *this;
+  }
+  TunedLensOptions& set_momentum(double v) {
+    momentum = v;
+    return *this;
+  }
+  TunedLensOptions& set_weight_decay(double v) {
+    weight_decay = v;
+    return *this;
+  }
+  TunedLensOptions& set_batch_size(int64_t v) {
+    batch_size = v;
+    return *this;
+  }
+  TunedLensOptions& set_seed(uint64_t v) {
+    seed = v;
+    return *this;
+  }
+  TunedLensOptions& set_init(std::map<std::string, Translator> v) {
+    init = std::move(v);
+    return *this;
+  }
 };
 
 /// One optimizer step's losses (mean KL(p_final ‖ p_layer) over the batch's positions, nats).
@@ -121,8 +166,9 @@ struct TunedLensStep {
 /// model's own final logits (detached), then for each trained layer decodes T_ℓ(h) with the
 /// model's own norm and unembedding submodules (hooks suspended), and minimises
 /// Σ_ℓ mean_positions KL(p_final ‖ softmax(U(N(T_ℓ(h))))) with the chosen torch::optim optimizer.
-/// The model's parameters are frozen (requires_grad off) during a step and restored afterwards;
-/// only W_ℓ and b_ℓ receive gradients.
+/// The model's parameters are frozen (requires_grad off) during training and restored afterwards,
+/// and gradients are taken with torch::autograd::grad for W_ℓ and b_ℓ only, so nothing reaches
+/// the model's parameters or their .grad fields.
 class TunedLensTrainer {
  public:
   /// `model` must outlive the trainer. Errors: unknown layers, bad options, `init` translators
@@ -181,7 +227,7 @@ struct LensComparison {
   std::vector<double> logit_kl;     ///< mean KL(p_final ‖ p_layer), logit lens, nats
   std::vector<double> tuned_kl;     ///< the same with the translators
   int64_t sequences = 0;
-  int64_t positions = 0;            ///< positions averaged over
+  int64_t positions = 0;  ///< positions averaged over
 };
 
 /// Runs the LogitLens analyzer twice in one pass over `tokens` (int64 [N, T]): plainly and with
