@@ -58,7 +58,6 @@ if [ -f "$shared/stories260K.bin" ] && [ -f "$shared/tok512.bin" ]; then
   "$strata" lens "$out/stories260K.pt" --tokenizer "$shared/tok512.bin" \
     --prompt "Once upon a time, there was a little girl named Lily" --target " Lily" \
     --out "$out/lens.json" --png "$out/lens.png"
-  echo "wrote $out/lens.json and the heatmap $out/lens.png"
 else
   echo
   echo "(skipping the logit lens: $shared/stories260K.bin and tok512.bin not found;"
