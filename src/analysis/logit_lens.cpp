@@ -356,20 +356,6 @@ LensStructure find_lens_structure(const Model& model,
 
 namespace {
 
-torch::jit::Module submodule(const torch::jit::Module& root, const std::string& name) {
-  torch::jit::Module m = root;
-  size_t start = 0;
-  while (start <= name.size()) {
-    const size_t dot = name.find('.', start);
-    const std::string part =
-        name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    m = m.attr(part).toModule();
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  return m;
-}
-
 // One (layer, position) of the lens: the metrics of that layer's distribution against the final
 // one, computed in one pass over the vocabulary.
 struct Cell {
@@ -552,9 +538,8 @@ at::Tensor LogitLens::translate(const std::string& layer, const at::Tensor& hidd
 
 at::Tensor LogitLens::head(const at::Tensor& hidden) const {
   at::Tensor x = hidden;
-  const torch::jit::Module& root = model_.module();
-  if (!structure_.norm.empty()) x = submodule(root, structure_.norm).forward({x}).toTensor();
-  const auto outs = flatten_tensors(submodule(root, structure_.unembed).forward({x}));
+  if (!structure_.norm.empty()) x = model_.submodule(structure_.norm).forward({x}).toTensor();
+  const auto outs = flatten_tensors(model_.submodule(structure_.unembed).forward({x}));
   STRATA_CHECK(!outs.empty(), "no tensor came out");
   return outs.front();
 }

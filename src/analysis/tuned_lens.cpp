@@ -27,20 +27,6 @@ namespace {
 
 std::string shape_of(const at::Tensor& t) { return str_cat(t.sizes()); }
 
-// `root.attr("a").attr("b")` for "a.b" (LogitLens has the same private helper).
-torch::jit::Module submodule(const torch::jit::Module& root, const std::string& name) {
-  torch::jit::Module m = root;
-  size_t start = 0;
-  while (start <= name.size()) {
-    const size_t dot = name.find('.', start);
-    m = m.attr(name.substr(start, dot == std::string::npos ? std::string::npos : dot - start))
-            .toModule();
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  return m;
-}
-
 // The logits among a model's (flattened) outputs.
 at::Tensor logits_of(const c10::IValue& out, int64_t index, const char* caller) {
   const auto outs = flatten_tensors(out);
@@ -294,15 +280,14 @@ std::vector<double> batch_losses(const Model& model, const LensStructure& s,
 
   // 2. Decode each translated hidden state with gradients reaching only W and b.
   SuspendHooks suspend;  // the norm and unembedding are instrumented submodules
-  const torch::jit::Module& root = model.module();
   std::vector<double> out;
   for (size_t i = 0; i < layers.size(); ++i) {
     const at::Tensor& h = hidden.at(layers[i]);
     at::Tensor x = Translator{weight[i], bias[i]}.apply(h);
     at::Tensor logits;
     try {
-      if (!s.norm.empty()) x = submodule(root, s.norm).forward({x}).toTensor();
-      const auto outs = flatten_tensors(submodule(root, s.unembed).forward({x}));
+      if (!s.norm.empty()) x = model.submodule(s.norm).forward({x}).toTensor();
+      const auto outs = flatten_tensors(model.submodule(s.unembed).forward({x}));
       STRATA_CHECK(!outs.empty(), "no tensor came out");
       logits = outs.front();
     } catch (const std::exception& e) {

@@ -210,6 +210,22 @@ const std::string& Model::source() const { return impl_->source; }
 c10::Device Model::device() const { return impl_->device; }
 torch::jit::Module& Model::module() const { return impl_->module; }
 
+torch::jit::Module Model::submodule(const std::string& name) const {
+  torch::jit::Module m = impl_->module;
+  size_t start = 0;
+  while (start <= name.size()) {
+    const size_t dot = name.find('.', start);
+    const std::string part =
+        name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    STRATA_CHECK(m.hasattr(part) && m.attr(part).isModule(), "Model::submodule: '",
+                 impl_->source, "' has no module '", name, "' (no '", part, "')");
+    m = m.attr(part).toModule();
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return m;
+}
+
 std::string describe_value(const c10::IValue& v) {
   std::ostringstream os;
   if (v.isTensor()) {

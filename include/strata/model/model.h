@@ -80,6 +80,9 @@ class Model {
   c10::Device device() const;
   /// The instrumented module.
   torch::jit::Module& module() const;
+  /// The submodule with qualified name `name` ("layers.3.attention"); errors name the missing
+  /// part. Its forward runs with the hook layer: wrap calls in SuspendHooks to keep it silent.
+  torch::jit::Module submodule(const std::string& name) const;
 
  private:
   struct Impl;
