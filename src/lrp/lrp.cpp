@@ -1,0 +1,498 @@
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <strata/capture/hook_session.h>
+#include <strata/core/error.h>
+#include <strata/lrp/canonizer.h>
+#include <strata/lrp/lrp.h>
+#include <strata/model/model.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include <cmath>
+#include <map>
+#include <optional>
+#include <unordered_map>
+
+namespace strata {
+
+namespace {
+
+std::string shape_of(const at::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+// Zennit's stabilizer: z + eps * sign(z), with sign(0) = +1.
+at::Tensor stabilize(const at::Tensor& z, double eps) {
+  return z + ((z == 0).to(z.scalar_type()) + z.sign()) * eps;
+}
+
+// a / b where b != 0, else 0 (the 0/0 cases of LRP-0 and the pass rule carry no relevance).
+at::Tensor safe_div(const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor nz = b != 0;
+  return at::where(nz, a / at::where(nz, b, at::ones_like(b)), at::zeros_like(a));
+}
+
+// Temporarily turns requires_grad off on the model's parameters: LRP needs gradients with
+// respect to the input only, and must not leave .grad behind on the model.
+class FreezeParams {
+ public:
+  explicit FreezeParams(torch::jit::Module& m) {
+    for (const auto& p : m.parameters(/*recurse=*/true)) {
+      if (p.requires_grad()) {
+        at::Tensor t = p;
+        t.requires_grad_(false);
+        frozen_.push_back(t);
+      }
+    }
+  }
+  ~FreezeParams() {
+    for (auto& t : frozen_) t.requires_grad_(true);
+  }
+
+ private:
+  std::vector<at::Tensor> frozen_;
+};
+
+// One linear/conv/BN/activation module as LRP sees it.
+struct Layer {
+  std::string name, type;
+  LayerClass cls = LayerClass::Unknown;
+  std::optional<Rule> rule;
+  torch::jit::Module mod;
+  at::Tensor weight, bias;  // bias undefined when the module has none
+  int64_t channel_dim = 1;  // where a bias adds: 1 for convolutions, -1 for Linear
+  // Per forward call:
+  at::Tensor input;
+  at::Tensor last_input;  // input of the latest completed call (a following BatchNorm needs it)
+};
+
+double module_double(const torch::jit::Module& m, const std::string& name, double fallback) {
+  const auto& type = m.type();
+  if (type->hasConstant(name)) return type->getConstant(name).toDouble();
+  if (m.hasattr(name)) {
+    const c10::IValue v = m.attr(name);
+    if (v.isDouble()) return v.toDouble();
+  }
+  return fallback;
+}
+
+at::Tensor optional_tensor_attr(const torch::jit::Module& m, const std::string& name) {
+  if (!m.hasattr(name)) return at::Tensor();
+  const c10::IValue v = m.attr(name);
+  return v.isTensor() ? v.toTensor() : at::Tensor();
+}
+
+// Runs `L` on `in` with weight `w` and bias `b` (undefined: no bias), hooks suspended.
+at::Tensor run_layer(Layer& L, const at::Tensor& in, const at::Tensor& w, const at::Tensor& b) {
+  SuspendHooks quiet;
+  struct Restore {
+    Layer& L;
+    ~Restore() {
+      L.mod.setattr("weight", L.weight);
+      if (L.bias.defined()) L.mod.setattr("bias", L.bias);
+    }
+  } restore{L};
+  L.mod.setattr("weight", w);
+  if (L.bias.defined()) L.mod.setattr("bias", b.defined() ? b : at::zeros_like(L.bias));
+  at::Tensor out = L.mod.forward({in}).toTensor();
+  if (!L.bias.defined() && b.defined()) {
+    std::vector<int64_t> shape(out.dim(), 1);
+    const int64_t d = L.channel_dim < 0 ? out.dim() + L.channel_dim : L.channel_dim;
+    shape[d] = b.numel();
+    out = out + b.reshape(shape);
+  }
+  return out;
+}
+
+}  // namespace
+
+struct LrpPass {
+  std::unordered_map<std::string, Layer> layers;
+  at::Tensor model_input;
+  std::vector<at::Tensor> proxies;
+  // Outputs of linear/conv layers in this pass (TensorImpl -> layer name), for BatchNorm merging.
+  // Keyed by data pointer: the hook layer may hand on a view of the tensor an edit returned.
+  std::unordered_map<const void*, std::string> linear_outputs;
+  std::map<std::string, std::string> bn_of_layer;  // layer -> bn (learned during the pass)
+  std::map<std::string, MergedPair> merged;        // by bn name
+  double merge_tolerance = 1e-3;
+
+  // The input the gradient should carry for modifier value `c` (a constant such as ones or a
+  // bound) at a layer with input `x`: x * (c / x) has value c and x * d/dx = c.
+  at::Tensor const_input(const at::Tensor& x, const at::Tensor& c) {
+    const at::Tensor cv = c.expand_as(x).to(x.scalar_type()).contiguous();
+    if (x.data_ptr() == model_input.data_ptr() && x.sizes() == model_input.sizes()) {
+      at::Tensor p = cv.clone().requires_grad_(true);
+      proxies.push_back(p);
+      return p;
+    }
+    return x * safe_div(cv, x.detach()).detach();
+  }
+
+  // The replacement of output `y` of layer `L` for input `x` with weight `W`, bias `B`.
+  at::Tensor apply_rule(Layer& L, const Rule& rule, const at::Tensor& x, const at::Tensor& y,
+                        const at::Tensor& W, const at::Tensor& B, bool y_is_layer_output) {
+    const at::Tensor yd = y.detach();
+    at::Tensor T;
+    auto f = [&](const at::Tensor& in, const at::Tensor& w, const at::Tensor& b) {
+      return run_layer(L, in, w, b);
+    };
+    auto nog = [&](const at::Tensor& in, const at::Tensor& w, const at::Tensor& b) {
+      at::NoGradGuard g;
+      return run_layer(L, in.detach(), w, b);
+    };
+    const at::Tensor xd = x.detach();
+    auto pos = [](const at::Tensor& t) { return t.defined() ? t.clamp_min(0) : t; };
+    auto neg = [](const at::Tensor& t) { return t.defined() ? t.clamp_max(0) : t; };
+    switch (rule.kind()) {
+      case Rule::Kind::Zero:
+      case Rule::Kind::Epsilon: {
+        const double eps = rule.kind() == Rule::Kind::Zero ? 0.0 : rule.eps();
+        at::Tensor z = y_is_layer_output ? y : f(x, W, B);
+        const at::Tensor zd = z.detach();
+        const at::Tensor ratio = eps == 0.0 ? safe_div(yd, zd) : yd / stabilize(zd, eps);
+        T = z * ratio;
+        break;
+      }
+      case Rule::Kind::ZPlus:
+      case Rule::Kind::AlphaBeta: {
+        const double alpha = rule.kind() == Rule::Kind::ZPlus ? 1.0 : rule.alpha();
+        const double beta = rule.kind() == Rule::Kind::ZPlus ? 0.0 : rule.beta();
+        const at::Tensor Wp = W.clamp_min(0), Wn = W.clamp_max(0);
+        const bool nonneg = xd.min().item<double>() >= 0;  // x- = 0: skip its terms
+        const at::Tensor xp = x.clamp_min(0), xn = x.clamp_max(0);
+        // positive part: x+ W+ (+ b+) + x- W-
+        at::Tensor zp = nog(xp, Wp, pos(B));
+        if (!nonneg) zp = zp + nog(xn, Wn, at::Tensor());
+        at::Tensor tp = f(xp, Wp, at::Tensor());
+        if (!nonneg) tp = tp + f(xn, Wn, at::Tensor());
+        T = alpha * tp * (yd / stabilize(zp, 1e-6));
+        if (beta != 0.0) {
+          at::Tensor zn = nog(xp, Wn, neg(B));
+          if (!nonneg) zn = zn + nog(xn, Wp, at::Tensor());
+          at::Tensor tn = f(xp, Wn, at::Tensor());
+          if (!nonneg) tn = tn + f(xn, Wp, at::Tensor());
+          T = T - beta * tn * (yd / stabilize(zn, 1e-6));
+        }
+        break;
+      }
+      case Rule::Kind::Gamma: {
+        const double g = rule.gamma_value();
+        const at::Tensor Wa = W + g * W.clamp_min(0), Wb = W + g * W.clamp_max(0);
+        const at::Tensor Ba = B.defined() ? B + g * B.clamp_min(0) : B;
+        const at::Tensor Bb = B.defined() ? B + g * B.clamp_max(0) : B;
+        const bool nonneg = xd.min().item<double>() >= 0;
+        const at::Tensor xp = x.clamp_min(0), xn = x.clamp_max(0);
+        // z > 0: x+ (W + g W+) [+ b + g b+] + x- (W + g W-);
+        // z < 0: x+ (W + g W-) [+ b + g b-] + x- (W + g W+)   (Zennit's generalised gamma)
+        const at::Tensor z = y_is_layer_output ? yd : nog(x, W, B);
+        at::Tensor dp = nog(xp, Wa, Ba), dn = nog(xp, Wb, Bb);
+        at::Tensor tp = f(xp, Wa, at::Tensor()), tn = f(xp, Wb, at::Tensor());
+        if (!nonneg) {
+          dp = dp + nog(xn, Wb, at::Tensor());
+          dn = dn + nog(xn, Wa, at::Tensor());
+          tp = tp + f(xn, Wb, at::Tensor());
+          tn = tn + f(xn, Wa, at::Tensor());
+        }
+        const at::Tensor sp = (z > 0).to(z.scalar_type()), sn = (z < 0).to(z.scalar_type());
+        T = tp * (yd * sp / stabilize(dp, 1e-6)) + tn * (yd * sn / stabilize(dn, 1e-6));
+        break;
+      }
+      case Rule::Kind::ZBox: {
+        at::Tensor lo = rule.low().to(xd.scalar_type()).to(xd.device());
+        at::Tensor hi = rule.high().to(xd.scalar_type()).to(xd.device());
+        lo = lo.expand_as(xd);
+        hi = hi.expand_as(xd);
+        const at::Tensor Wp = W.clamp_min(0), Wn = W.clamp_max(0);
+        const at::Tensor d = nog(x, W, B) - nog(lo, Wp, pos(B)) - nog(hi, Wn, neg(B));
+        T = (f(x, W, at::Tensor()) - f(const_input(x, lo), Wp, at::Tensor()) -
+             f(const_input(x, hi), Wn, at::Tensor())) *
+            (yd / stabilize(d, 1e-6));
+        break;
+      }
+      case Rule::Kind::Flat:
+      case Rule::Kind::WSquare: {
+        const bool flat = rule.kind() == Rule::Kind::Flat;
+        const at::Tensor Wm = flat ? at::ones_like(W) : W * W;
+        const at::Tensor Bm = (flat || !B.defined()) ? at::Tensor() : B * B;
+        const at::Tensor ones = at::ones_like(xd);
+        const at::Tensor d = nog(ones, Wm, Bm);
+        T = f(const_input(x, ones), Wm, at::Tensor()) * (yd / stabilize(d, 1e-6));
+        break;
+      }
+      case Rule::Kind::Pass:
+        throw Error(str_cat("LRP: internal: pass rule at linear layer '", L.name, "'"));
+    }
+    return yd + (T - T.detach());
+  }
+
+  at::Tensor on_input(const HookPoint& p, const at::Tensor& x) {
+    if (p.index > 0) return x;
+    auto it = layers.find(p.module);
+    if (it == layers.end()) return x;
+    Layer& L = it->second;
+    L.input = x;
+    // In-place activations (ReLU(inplace=True)) would overwrite the recorded input: give them a
+    // copy to work on.
+    if (L.cls == LayerClass::Activation) return x.clone();
+    return x;
+  }
+
+  at::Tensor on_output(const HookPoint& p, const at::Tensor& y) {
+    if (p.index > 0) return y;
+    auto it = layers.find(p.module);
+    if (it == layers.end()) return y;
+    Layer& L = it->second;
+    STRATA_CHECK(L.input.defined(), "LRP: module '", L.name,
+                 "' produced an output without a tensor input; LRP cannot apply '",
+                 L.rule ? L.rule->describe() : std::string("its rule"), "' there");
+    const at::Tensor x = L.input;
+    L.input = at::Tensor();
+    L.last_input = x;
+    if (L.cls == LayerClass::BatchNorm && !L.rule) return merge_bn(L, x, y);
+    const Rule& rule = *L.rule;
+    if (rule.kind() == Rule::Kind::Pass) {
+      if (x.sizes() != y.sizes() || !x.is_floating_point()) return y;
+      return y.detach() + (x - x.detach()) * safe_div(y.detach(), x.detach());
+    }
+    at::Tensor out;
+    if (bn_of_layer.count(L.name)) {
+      out = y;  // its BatchNorm applies the rule with the merged parameters
+    } else {
+      out = apply_rule(L, rule, x, y, L.weight, L.bias, /*y_is_layer_output=*/true);
+    }
+    linear_outputs[out.data_ptr()] = L.name;
+    return out;
+  }
+
+  at::Tensor merge_bn(Layer& bn, const at::Tensor& x_bn, const at::Tensor& y) {
+    auto it = linear_outputs.find(x_bn.data_ptr());
+    if (it == linear_outputs.end()) {
+      throw Error(str_cat("LRP: BatchNorm '", bn.name,
+                          "' does not directly follow a linear or convolutional layer, so it "
+                          "cannot be merged into one; map it with --rules '",
+                          bn.name, "=pass' (C++: Composite::set(\"", bn.name,
+                          "\", Rule::pass())) to pass relevance through it"));
+    }
+    Layer& L = layers.at(it->second);
+    STRATA_CHECK(L.type.find("Transpose") == std::string::npos, "LRP: BatchNorm '", bn.name,
+                 "' follows the transposed convolution '", L.name,
+                 "', which strata cannot merge; map the BatchNorm with --rules '", bn.name,
+                 "=pass'");
+    STRATA_CHECK(!bn.mod.is_training(), "LRP: BatchNorm '", bn.name,
+                 "' is in training mode; load the model in eval mode to merge it into '", L.name,
+                 "'");
+    bn_of_layer[L.name] = bn.name;
+    BatchNormParams p;
+    p.weight = optional_tensor_attr(bn.mod, "weight");
+    p.bias = optional_tensor_attr(bn.mod, "bias");
+    p.running_mean = optional_tensor_attr(bn.mod, "running_mean");
+    p.running_var = optional_tensor_attr(bn.mod, "running_var");
+    p.eps = module_double(bn.mod, "eps", 1e-5);
+    const MergedLayer m = merge_batchnorm(L.weight, L.bias, p);
+    // The layer's input of this call: it ran just before (its output is this BN's input).
+    const at::Tensor x = L.last_input;
+    double dev = 0;
+    {
+      at::NoGradGuard g;
+      const at::Tensor z = run_layer(L, x.detach(), m.weight, m.bias);
+      dev = (z - y.detach()).abs().max().item<double>();
+      const double scale = 1.0 + y.detach().abs().max().item<double>();
+      STRATA_CHECK(dev <= merge_tolerance * scale, "LRP: merging BatchNorm '", bn.name, "' into '",
+                   L.name, "' changes the output by up to ", dev, " (tolerance ",
+                   merge_tolerance * scale,
+                   "); is something between them, or is the BatchNorm not in eval mode?");
+    }
+    MergedPair& mp = merged[bn.name];
+    mp.layer = L.name;
+    mp.batchnorm = bn.name;
+    mp.max_deviation = std::max(mp.max_deviation, dev);
+    at::Tensor out = apply_rule(L, *L.rule, x, y, m.weight, m.bias, /*y_is_layer_output=*/false);
+    linear_outputs[out.data_ptr()] = L.name;
+    return out;
+  }
+};
+
+struct LrpExplainer::Impl {
+  const Model* model = nullptr;
+  Composite composite;
+  LrpOptions options;
+  LrpPass pass;
+  std::vector<std::pair<std::string, std::string>> rules;
+  std::unordered_map<std::string, std::string> type_of;
+};
+
+LrpExplainer::LrpExplainer(const Model& model, Composite composite, LrpOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  model.require_hook_points();
+  impl_->model = &model;
+  impl_->composite = std::move(composite);
+  impl_->options = options;
+  impl_->pass.merge_tolerance = options.merge_tolerance;
+  const auto& mods = model.modules();
+  const std::vector<ResolvedLayer> plan = impl_->composite.resolve(mods);
+  for (size_t i = 0; i < mods.size(); ++i) {
+    const ModuleInfo& m = mods[i];
+    impl_->type_of[m.name] = m.type_name;
+    const ResolvedLayer& r = plan[i];
+    const bool bn = r.cls == LayerClass::BatchNorm;
+    if (!r.rule && !bn) continue;
+    Layer L;
+    L.name = m.name;
+    L.type = m.type_name;
+    L.cls = r.cls;
+    L.rule = r.rule;
+    L.mod = model.submodule(m.name);
+    L.channel_dim = m.type_name == "Linear" ? -1 : 1;
+    if (r.rule && r.rule->needs_weight()) {
+      const at::Tensor w = optional_tensor_attr(L.mod, "weight");
+      STRATA_CHECK(w.defined(), "LRP: rule '", r.rule->describe(),
+                   "' needs a layer with a weight, "
+                   "but module '",
+                   m.name, "' (", m.type_name,
+                   ") has none; map it with 'pass' or leave it to the composite");
+      L.weight = w;
+      L.bias = optional_tensor_attr(L.mod, "bias");
+    }
+    impl_->rules.emplace_back(m.name, r.rule ? r.rule->describe() : "merge into the layer before");
+    impl_->pass.layers.emplace(m.name, std::move(L));
+  }
+}
+
+LrpExplainer::~LrpExplainer() = default;
+
+LrpResult LrpExplainer::explain(const std::vector<c10::IValue>& inputs, int64_t target) {
+  STRATA_CHECK(!inputs.empty() && inputs[0].isTensor(),
+               "LRP: the first input (arg0) must be a tensor to explain");
+  const at::Tensor x0 = inputs[0].toTensor();
+  STRATA_CHECK(x0.is_floating_point(), "LRP: arg0 is ", x0.scalar_type(), " ", shape_of(x0),
+               "; LRP explains a floating-point input (an image, features)");
+  LrpPass& P = impl_->pass;
+  P.proxies.clear();
+  P.linear_outputs.clear();
+  for (auto& kv : P.layers) kv.second.input = kv.second.last_input = at::Tensor();
+
+  at::Tensor x = x0.detach().clone().requires_grad_(true);
+  P.model_input = x;
+  std::vector<c10::IValue> args = inputs;
+  args[0] = x;
+
+  LrpResult res;
+  res.target = target;
+  res.composite = impl_->composite.name();
+  res.rules = impl_->rules;
+  torch::jit::Module& root = impl_->model->module();
+  FreezeParams freeze(root);
+  at::AutoGradMode grad_on(true);
+  HookSession session;
+  session.edit("*", Edit::callback([&P](const HookPoint& p, const at::Tensor& v) {
+                 return p.kind == HookKind::Input ? P.on_input(p, v) : P.on_output(p, v);
+               }),
+               Which::Both);
+  if (impl_->options.keep_points) {
+    session.capture_all(Which::Output)
+        .retain_grad(true)
+        .keep(KeepOptions().set_clone(true).set_device(std::nullopt));
+  }
+  const c10::IValue out_v = impl_->model->forward(args);
+  const std::vector<at::Tensor> outs = flatten_tensors(out_v);
+  STRATA_CHECK(!outs.empty(), "LRP: the model returned no tensor (", describe_value(out_v), ")");
+  const at::Tensor out = outs[0];
+  STRATA_CHECK(out.dim() >= 1 && out.is_floating_point(), "LRP: the model's output ",
+               describe_value(out_v), " has no class dimension to explain");
+  const int64_t classes = out.size(-1);
+  STRATA_CHECK(target >= 0 && target < classes, "LRP: target ", target,
+               " is out of range: the model's output has shape ", shape_of(out), ", i.e. ", classes,
+               " classes (0..", classes - 1, ")");
+  STRATA_CHECK(out.requires_grad(),
+               "LRP: the model's output does not depend on arg0 through "
+               "autograd (was it computed under no_grad, or from a detached copy?)");
+  at::Tensor grad = at::zeros_like(out);
+  grad.select(-1, target).fill_(1.0);
+  // backward (not autograd::grad) so that the hook layer's retained points get their .grad.
+  torch::autograd::backward({out}, {grad}, /*retain_graph=*/false, /*create_graph=*/false);
+  at::Tensor rel = x.grad().defined() ? x.detach() * x.grad() : at::zeros_like(x0);
+  for (const auto& p : P.proxies) {
+    // Proxies stand for constant inputs (ones, bounds) of a rule on the input layer.
+    if (p.grad().defined()) rel = rel + p.detach() * p.grad();
+  }
+  res.relevance = rel.detach();
+  res.output = out.detach();
+  res.output_score = out.detach().select(-1, target).sum().item<double>();
+  res.input_sum = res.relevance.sum().item<double>();
+  for (const auto& kv : P.merged) res.merged.push_back(kv.second);
+
+  if (impl_->options.keep_points) {
+    const TensorMap grads = session.gradients();
+    const TensorMap& acts = session.activations();
+    std::unordered_map<std::string, std::string> rule_of;
+    for (const auto& kv : impl_->rules) rule_of[kv.first] = kv.second;
+    for (const auto& kv : P.bn_of_layer) rule_of[kv.first] = "merged into " + kv.second;
+    for (const auto& kv : P.merged)
+      rule_of[kv.first] = P.layers.at(kv.second.layer).rule->describe() + " (merged " +
+                          kv.second.layer + " + " + kv.first + ")";
+    double total_abs = 0;
+    for (const HookPoint& hp : session.seen()) {
+      if (hp.kind != HookKind::Output) continue;
+      const std::string key = hp.key();
+      if (!acts.contains(key) || res.points.contains(key)) continue;
+      at::Tensor r;
+      if (grads.contains(key)) {
+        r = (acts.at(key).to(grads.at(key).device()) * grads.at(key)).detach();
+      } else {
+        r = at::zeros_like(acts.at(key));
+      }
+      res.points.insert(key, r);
+      LayerRelevance row;
+      row.key = key;
+      auto t = impl_->type_of.find(hp.module);
+      row.type = t == impl_->type_of.end() ? "" : t->second;
+      auto ru = rule_of.find(hp.module);
+      row.rule = ru == rule_of.end() ? "" : ru->second;
+      row.sum = r.sum().item<double>();
+      row.abs_sum = r.abs().sum().item<double>();
+      total_abs += row.abs_sum;
+      res.table.push_back(row);
+    }
+    for (auto& row : res.table) row.contribution = total_abs > 0 ? row.abs_sum / total_abs : 0.0;
+  }
+  P.model_input = at::Tensor();
+  return res;
+}
+
+LrpResult lrp(const Model& model, const std::vector<c10::IValue>& inputs, int64_t target,
+              const Composite& composite, const LrpOptions& options) {
+  LrpExplainer ex(model, composite, options);
+  return ex.explain(inputs, target);
+}
+
+nlohmann::json LrpResult::to_json() const {
+  nlohmann::json j;
+  j["target"] = target;
+  j["composite"] = composite;
+  j["output_score"] = output_score;
+  j["input_relevance_sum"] = input_sum;
+  j["conservation_ratio"] = output_score != 0 ? input_sum / output_score : 0.0;
+  nlohmann::json t = nlohmann::json::array();
+  for (const auto& r : table)
+    t.push_back({{"point", r.key},
+                 {"type", r.type},
+                 {"rule", r.rule},
+                 {"sum", r.sum},
+                 {"abs_sum", r.abs_sum},
+                 {"contribution", r.contribution}});
+  j["layers"] = t;
+  nlohmann::json m = nlohmann::json::array();
+  for (const auto& p : merged)
+    m.push_back(
+        {{"layer", p.layer}, {"batchnorm", p.batchnorm}, {"max_deviation", p.max_deviation}});
+  j["merged_batchnorm"] = m;
+  nlohmann::json rl = nlohmann::json::object();
+  for (const auto& kv : rules) rl[kv.first] = kv.second;
+  j["rules"] = rl;
+  return j;
+}
+
+}  // namespace strata
