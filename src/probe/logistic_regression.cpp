@@ -1,0 +1,235 @@
+#include <strata/probe/logistic_regression.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <Eigen/Core>
+#include <LBFGS.h>
+#include <LBFGSpp/LineSearchNocedalWright.h>
+
+#include <strata/core/error.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "label_index.h"
+
+namespace strata {
+
+namespace {
+
+// The objective and its gradient for L-BFGS, scaled by 1 / (C N) relative to scikit-learn's
+// C * sum CE + ||W||^2 / 2 (the same minimizer; gradients of order one for the tolerance):
+//   f(W, b) = mean_i CE_i + ||W||^2 / (2 C N)
+// Parameters: W row-major [Kf, D], then b [Kf]. Kf = 1 for two classes (sigmoid), else K.
+class Objective {
+ public:
+  Objective(const at::Tensor& x, const std::vector<int32_t>& y, int64_t kf, double C)
+      : x_(x), y_(y), n_(x.size(0)), d_(x.size(1)), kf_(kf), C_(C) {
+    w_ = at::empty({kf_, d_}, at::kFloat);
+    z_ = at::empty({n_, kf_}, at::kFloat);
+    g_ = at::empty({kf_, d_}, at::kFloat);
+  }
+
+  double operator()(const Eigen::VectorXd& p, Eigen::VectorXd& grad) {
+    const int64_t kd = kf_ * d_;
+    float* w = w_.data_ptr<float>();
+    for (int64_t i = 0; i < kd; ++i) w[i] = static_cast<float>(p[i]);
+    // Z = X W^T: the one large product (N x D x K), in float32 through BLAS.
+    at::mm_out(z_, x_, w_.t());
+    const double* b = p.data() + kd;
+    float* z = z_.data_ptr<float>();
+    const int32_t* y = y_.data();
+    const int64_t kf = kf_;
+    // Softmax / sigmoid, the loss, and Z := P - Y in place, in parallel over rows; per-chunk
+    // sums in double, combined in a fixed order so results do not depend on the thread count.
+    const int64_t grain = 4096;
+    const int64_t chunks = (n_ + grain - 1) / grain;
+    std::vector<double> loss(chunks, 0.0);
+    std::vector<double> bsum(chunks * kf, 0.0);
+    at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+      std::vector<double> e(kf);
+      for (int64_t c = c0; c < c1; ++c) {
+        double l = 0;
+        double* bs = bsum.data() + c * kf;
+        const int64_t r1 = std::min(n_, (c + 1) * grain);
+        for (int64_t r = c * grain; r < r1; ++r) {
+          float* zr = z + r * kf;
+          if (kf == 1) {
+            const double t = zr[0] + b[0];
+            const double yt = y[r];
+            // softplus(t) - y t, and sigmoid(t) - y, without overflow
+            l += std::max(t, 0.0) + std::log1p(std::exp(-std::abs(t))) - yt * t;
+            const double s = t >= 0 ? 1 / (1 + std::exp(-t)) : std::exp(t) / (1 + std::exp(t));
+            zr[0] = static_cast<float>(s - yt);
+            bs[0] += s - yt;
+          } else {
+            double m = -std::numeric_limits<double>::infinity();
+            for (int64_t k = 0; k < kf; ++k) {
+              e[k] = zr[k] + b[k];
+              m = std::max(m, e[k]);
+            }
+            double s = 0;
+            const double zy = e[y[r]];
+            for (int64_t k = 0; k < kf; ++k) s += (e[k] = std::exp(e[k] - m));
+            l += m + std::log(s) - zy;
+            const double inv = 1 / s;
+            for (int64_t k = 0; k < kf; ++k) {
+              const double pk = e[k] * inv - (k == y[r] ? 1.0 : 0.0);
+              zr[k] = static_cast<float>(pk);
+              bs[k] += pk;
+            }
+          }
+        }
+        loss[c] = l;
+      }
+    });
+    // G = (P - Y)^T X, the second large product.
+    at::mm_out(g_, z_.t(), x_);
+    const double inv_n = 1.0 / static_cast<double>(n_);
+    const double reg = inv_n / C_;
+    double total = 0, wsq = 0;
+    for (double l : loss) total += l;
+    const float* g = g_.data_ptr<float>();
+    for (int64_t i = 0; i < kd; ++i) {
+      grad[i] = g[i] * inv_n + reg * p[i];
+      wsq += p[i] * p[i];
+    }
+    for (int64_t k = 0; k < kf; ++k) {
+      double s = 0;
+      for (int64_t c = 0; c < chunks; ++c) s += bsum[c * kf + k];
+      grad[kd + k] = s * inv_n;
+    }
+    const double f = total * inv_n + 0.5 * reg * wsq;
+    if (f < best_f_) {
+      best_f_ = f;
+      best_ = p;
+    }
+    return f;
+  }
+
+  double best_f_ = std::numeric_limits<double>::infinity();
+  Eigen::VectorXd best_;
+
+ private:
+  const at::Tensor& x_;
+  const std::vector<int32_t>& y_;
+  int64_t n_, d_, kf_;
+  double C_;
+  at::Tensor w_, z_, g_;
+};
+
+at::Tensor as_float_matrix(const at::Tensor& x, const char* caller) {
+  STRATA_CHECK(x.defined() && x.dim() == 2, caller, ": features must be 2-D [N, D], got ",
+               x.defined() ? str_cat("shape ", x.sizes()) : std::string("none"));
+  STRATA_CHECK(x.is_floating_point(), caller, ": features must be floating point, got ",
+               x.scalar_type());
+  return x.to(at::kCPU).to(at::kFloat).contiguous();
+}
+
+}  // namespace
+
+LogisticRegression::LogisticRegression(LogisticOptions options) : options_(options) {
+  STRATA_CHECK(std::isfinite(options_.C) && options_.C > 0, "LogisticRegression: C = ",
+               options_.C, "; it must be a positive number (inverse L2 strength)");
+  STRATA_CHECK(options_.tol >= 0, "LogisticRegression: tol = ", options_.tol, " is negative");
+  STRATA_CHECK(options_.max_iter >= 1, "LogisticRegression: max_iter = ", options_.max_iter);
+  STRATA_CHECK(options_.history >= 1, "LogisticRegression: history = ", options_.history);
+}
+
+LogisticRegression& LogisticRegression::fit(const at::Tensor& x_in, const at::Tensor& y_in) {
+  const char* caller = "LogisticRegression::fit";
+  STRATA_CHECK(std::isfinite(options_.C) && options_.C > 0, caller, ": C = ", options_.C,
+               "; it must be a positive number");
+  const at::Tensor x = as_float_matrix(x_in, caller);
+  const detail::LabelIndex li = detail::index_labels(y_in, caller);
+  const int64_t n = x.size(0), d = x.size(1);
+  STRATA_CHECK(static_cast<int64_t>(li.index.size()) == n, caller, ": ", li.index.size(),
+               " labels for ", n, " samples");
+  STRATA_CHECK(li.classes.size() >= 2, caller, ": a single class (", li.classes.empty() ? 0 : li.classes[0],
+               ") among ", n, " samples; a classifier needs at least two");
+  const int64_t nonfinite = n == 0 ? 0 : (~at::isfinite(x)).sum().item<int64_t>();
+  STRATA_CHECK(nonfinite == 0, caller, ": ", nonfinite, " NaN or Inf feature values");
+  const int64_t K = static_cast<int64_t>(li.classes.size());
+  const int64_t kf = K == 2 ? 1 : K;
+  const int64_t np = kf * d + kf;
+
+  Eigen::VectorXd p = Eigen::VectorXd::Zero(np);
+  at::Tensor classes = detail::classes_tensor(li.classes);
+  if (options_.warm_start && coef_.defined() && coef_.size(0) == kf && coef_.size(1) == d &&
+      classes_.defined() && at::equal(classes_, classes)) {
+    const at::Tensor c = coef_.contiguous(), b = intercept_.contiguous();
+    std::copy(c.data_ptr<double>(), c.data_ptr<double>() + kf * d, p.data());
+    std::copy(b.data_ptr<double>(), b.data_ptr<double>() + kf, p.data() + kf * d);
+  }
+
+  Objective f(x, li.index, kf, options_.C);
+  LBFGSpp::LBFGSParam<double> param;
+  param.m = static_cast<int>(options_.history);
+  param.epsilon = options_.tol;
+  param.epsilon_rel = 0;
+  param.max_iterations = static_cast<int>(options_.max_iter);
+  param.linesearch = LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE;
+  param.max_linesearch = 40;
+  LBFGSpp::LBFGSSolver<double, LBFGSpp::LineSearchNocedalWright> solver(param);
+  double fx = 0;
+  converged_ = false;
+  try {
+    iterations_ = solver.minimize(f, p, fx);
+    converged_ = iterations_ < options_.max_iter;
+  } catch (const std::exception&) {
+    // The line search stalls when float32 products cannot resolve a further decrease, i.e.
+    // at the optimum to working precision: keep the best point seen.
+    iterations_ = options_.max_iter;
+  }
+  if (f.best_.size() == np && f.best_f_ <= fx) p = f.best_;
+  if (!converged_) {
+    Eigen::VectorXd g(np);
+    f(p, g);
+    converged_ = g.norm() <= std::max(options_.tol, 1e-4);
+  }
+
+  classes_ = classes;
+  coef_ = at::from_blob(p.data(), {kf, d}, at::kDouble).clone();
+  intercept_ = at::from_blob(p.data() + kf * d, {kf}, at::kDouble).clone();
+  return *this;
+}
+
+void LogisticRegression::check_fitted(const char* caller, const at::Tensor& x) const {
+  STRATA_CHECK(coef_.defined(), caller, ": not fitted");
+  STRATA_CHECK(x.defined() && x.dim() == 2 && x.size(1) == coef_.size(1), caller,
+               ": fitted on ", coef_.size(1), " features, got ",
+               x.defined() ? str_cat("shape ", x.sizes()) : std::string("none"));
+}
+
+at::Tensor LogisticRegression::decision_function(const at::Tensor& x_in) const {
+  const char* caller = "LogisticRegression::decision_function";
+  check_fitted(caller, x_in);
+  const at::Tensor x = as_float_matrix(x_in, caller);
+  return at::addmm(intercept_.to(at::kFloat), x, coef_.to(at::kFloat).t());
+}
+
+at::Tensor LogisticRegression::predict_proba(const at::Tensor& x) const {
+  at::Tensor z = decision_function(x);
+  if (z.size(1) == 1) {
+    at::Tensor p1 = at::sigmoid(z);
+    return at::cat({1 - p1, p1}, 1);
+  }
+  return at::softmax(z, 1);
+}
+
+at::Tensor LogisticRegression::predict(const at::Tensor& x) const {
+  at::Tensor z = decision_function(x);
+  at::Tensor idx = z.size(1) == 1 ? (z.squeeze(1) > 0).to(at::kLong) : z.argmax(1);
+  return classes_.index_select(0, idx);
+}
+
+double LogisticRegression::score(const at::Tensor& x, const at::Tensor& y) const {
+  at::Tensor pred = predict(x);
+  STRATA_CHECK(y.defined() && y.dim() == 1 && y.size(0) == pred.size(0),
+               "LogisticRegression::score: ", y.defined() ? y.size(0) : 0, " labels for ",
+               pred.size(0), " samples");
+  return pred.eq(y.to(at::kLong)).to(at::kDouble).mean().item<double>();
+}
+
+}  // namespace strata
