@@ -188,10 +188,19 @@ std::vector<ResolvedLayer> Composite::resolve(const std::vector<ModuleInfo>& mod
       is_first = true;
     }
     for (size_t k = 0; k < names_.size(); ++k) {
-      if (glob_match(names_[k].first, m.name)) {
-        ++name_hits[k];
-        if (!r.rule) r.rule = names_[k].second;
-      }
+      if (!glob_match(names_[k].first, m.name)) continue;
+      // A glob ("*=zero", "features.*=gamma") maps the modules its rule fits: weight rules the
+      // linear/conv layers, the pass rule element-wise modules. An exact name maps its module
+      // whatever it is (and gets an error if the rule cannot apply there).
+      const bool exact = Pattern(names_[k].first).is_exact();
+      const bool weight_rule = names_[k].second.needs_weight();
+      const bool fits = weight_rule
+                            ? (r.cls == LayerClass::Linear || r.cls == LayerClass::Unknown)
+                            : (r.cls == LayerClass::Activation || r.cls == LayerClass::BatchNorm ||
+                               r.cls == LayerClass::Unknown);
+      if (!exact && !fits) continue;
+      ++name_hits[k];
+      if (!r.rule) r.rule = names_[k].second;
     }
     if (r.rule) {
       STRATA_CHECK(

@@ -114,7 +114,8 @@ struct LrpPass {
   std::vector<at::Tensor> proxies;
   // Outputs of linear/conv layers in this pass (TensorImpl -> layer name), for BatchNorm merging.
   // Keyed by data pointer: the hook layer may hand on a view of the tensor an edit returned.
-  std::unordered_map<const void*, std::string> linear_outputs;
+  // The tensors are kept so that their memory (and so the key) cannot be reused within the pass.
+  std::unordered_map<const void*, std::pair<at::Tensor, std::string>> linear_outputs;
   std::map<std::string, std::string> bn_of_layer;  // layer -> bn (learned during the pass)
   std::map<std::string, MergedPair> merged;        // by bn name
   double merge_tolerance = 1e-3;
@@ -263,7 +264,7 @@ struct LrpPass {
     } else {
       out = apply_rule(L, rule, x, y, L.weight, L.bias, /*y_is_layer_output=*/true);
     }
-    linear_outputs[out.data_ptr()] = L.name;
+    linear_outputs[out.data_ptr()] = {out, L.name};
     return out;
   }
 
@@ -276,7 +277,7 @@ struct LrpPass {
                           bn.name, "=pass' (C++: Composite::set(\"", bn.name,
                           "\", Rule::pass())) to pass relevance through it"));
     }
-    Layer& L = layers.at(it->second);
+    Layer& L = layers.at(it->second.second);
     STRATA_CHECK(L.type.find("Transpose") == std::string::npos, "LRP: BatchNorm '", bn.name,
                  "' follows the transposed convolution '", L.name,
                  "', which strata cannot merge; map the BatchNorm with --rules '", bn.name,
@@ -310,7 +311,7 @@ struct LrpPass {
     mp.batchnorm = bn.name;
     mp.max_deviation = std::max(mp.max_deviation, dev);
     at::Tensor out = apply_rule(L, *L.rule, x, y, m.weight, m.bias, /*y_is_layer_output=*/false);
-    linear_outputs[out.data_ptr()] = L.name;
+    linear_outputs[out.data_ptr()] = {out, L.name};
     return out;
   }
 };
