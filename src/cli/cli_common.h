@@ -39,6 +39,8 @@ void add_capture(CLI::App& app, int& status);
 void add_stats(CLI::App& app, int& status);
 void add_lens(CLI::App& app, int& status);
 void add_lens_train(CLI::App& app, int& status);
+void add_lrp(CLI::App& app, int& status);
+void add_probe(CLI::App& app, int& status);
 void add_modality(CLI::App& app, int& status);
 
 }  // namespace strata::cli

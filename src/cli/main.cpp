@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   strata::cli::add_stats(app, status);
   strata::cli::add_lens(app, status);
   strata::cli::add_lens_train(app, status);
+  strata::cli::add_lrp(app, status);
+  strata::cli::add_probe(app, status);
   strata::cli::add_modality(app, status);
   // Name an unknown subcommand (CLI11 would only say that one is required).
   for (int i = 1; i < argc; ++i) {
@@ -42,7 +44,7 @@ int main(int argc, char** argv) {
     if (arg.empty() || arg[0] == '-') continue;
     const auto known = app.get_subcommands([&arg](const CLI::App* sub) { return sub->get_name() == arg; });
     if (known.empty()) {
-      std::fprintf(stderr, "strata: error: unknown subcommand '%s' (use inspect, capture, stats, lens, lens-train or modality; "
+      std::fprintf(stderr, "strata: error: unknown subcommand '%s' (use inspect, capture, stats, lens, lens-train, lrp, modality or probe; "
                    "see strata --help)\n", arg.c_str());
       return 2;
     }
