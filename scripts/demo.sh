@@ -63,5 +63,28 @@ else
   echo "(skipping the logit lens: $shared/stories260K.bin and tok512.bin not found;"
   echo " get them from Hugging Face karpathy/tinyllamas, folder stories260K/ — see README)"
 fi
+# LRP on a real CNN: face-api's face-expression model (npm @vladmandic/face-api@1.7.15), converted
+# to TorchScript and checked against the package's own tfjs run on its demo photos.
+echo
+echo "== strata lrp: why is this face 'happy'? (face-api's face-expression network) =="
+"$py" tools/faceapi/prepare.py "$out/faceapi" --images 3
+"$py" - "$out/faceapi" <<'PY'
+import sys; sys.path.insert(0, "tests/python"); import stio
+t, _ = stio.load(sys.argv[1] + "/faces.safetensors")
+stio.save(sys.argv[1] + "/face0.safetensors", {"arg0": t["arg0"][:1], "pixels": t["pixels"][:1]})
+PY
+"$strata" lrp "$out/faceapi/face_expression.pt" --input "$out/faceapi/face0.safetensors" \
+  --target 1 --composite epsilon_gamma_box:-0.49:0.6 --out "$out/lrp.safetensors" \
+  --png "$out/lrp_face.png" --json "$out/lrp.json" --quiet
+"$py" - "$out/lrp.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"logit 'happy' {r['output_score']:.4f}; relevance reaching the pixels "
+      f"{r['input_relevance_sum']:.4f} ({100 * r['conservation_ratio']:.1f}%, the biases hold the "
+      f"rest); {len(r['layers'])} hook points in the conservation table")
+PY
+echo "(conservation table: $out/lrp.json; heatmap: $out/lrp_face.png)"
+build/examples/lrp/lrp_example "$out/faceapi/face_expression.pt" "$out/faceapi/faces.safetensors" \
+  0 "$out/lrp_example.png"
 echo
 echo "demo outputs are in $out/"

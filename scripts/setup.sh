@@ -9,7 +9,11 @@ packages=(
   libeigen3-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libcli11-dev libstb-dev libbenchmark-dev liblbfgspp-dev
   python3 python3-numpy python3-torch python3-sklearn   # fixtures and reference peers
+  nodejs python3-pil                    # LRP: face-api's own tfjs run as reference; demo photos
 )
+
+# npm (to fetch npm @vladmandic/face-api): Debian's own package, unless node already brings one.
+if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi
 
 missing=()
 for p in "${packages[@]}"; do
