@@ -254,6 +254,7 @@ def train(args):
             acc = (model(tokens, image)[:, -1].argmax(-1) == COLOR0 + color).float().mean()
             print(f"held-out accuracy, {name}: {acc.item():.3f}")
     scripted = torch.jit.script(model)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     scripted.save(args.out)
     print(f"wrote {args.out} ({sum(p.numel() for p in model.parameters())} parameters)")
 
@@ -282,6 +283,7 @@ def logits(args):
 
 def fixture(args):
     """The tiny model, a small conflict set and its PyTorch logits, for strata's tests."""
+    os.makedirs(args.out, exist_ok=True)
     train(argparse.Namespace(out=os.path.join(args.out, "tiny.pt"), steps=0, seed=0, lie=0.15,
                              tiny=True))
     data(argparse.Namespace(out=args.out, n=args.n, seed=1))

@@ -540,10 +540,10 @@ Report modality_report(const ModalityResult& r) {
                 {"slope", r.fit->slope},
                 {"log_likelihood", r.fit->log_likelihood},
                 {"converged", r.fit->converged}};
-    d["monotone_decreasing"] = r.fit->slope < 0;
+    d["fit_decreasing"] = r.fit->slope < 0;
   } else {
     d["fit"] = nullptr;
-    d["monotone_decreasing"] = nullptr;
+    d["fit_decreasing"] = nullptr;
   }
   d["observed_range"] = {r.x_min, r.x_max};
   d["curve_interval"] = "wilson";
@@ -559,6 +559,16 @@ Report modality_report(const ModalityResult& r) {
                      {"ci", {c.ci_lo, c.ci_hi}}});
   }
   d["curve"] = std::move(curve);
+  // Where the binned curve rises although the law says it falls: consecutive non-empty bins
+  // whose p_text goes up with disjoint Wilson intervals (a rise the bins' noise cannot explain).
+  nlohmann::json rises = nlohmann::json::array();
+  for (size_t i = 0; i + 1 < r.curve.size(); ++i) {
+    const CurveBin &a = r.curve[i], &b = r.curve[i + 1];
+    if (b.p_text > a.p_text && b.ci_lo > a.ci_hi)
+      rises.push_back(
+          {{"from", {a.lo, a.hi}}, {"to", {b.lo, b.hi}}, {"p_text", {a.p_text, b.p_text}}});
+  }
+  d["significant_rises"] = std::move(rises);
   const int64_t N = static_cast<int64_t>(r.items.size());
   d["counts"] = {{"items", N},
                  {"text", r.n_text},

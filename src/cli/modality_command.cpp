@@ -224,6 +224,10 @@ void add_modality(CLI::App& app, int& status) {
         if (r.fit)
           std::cout << fmt::format("logistic fit: p_text = sigmoid({:.4f} + {:.4f} * dH)\n",
                                    r.fit->intercept, r.fit->slope);
+        const auto& rises = rep.data.at("significant_rises");
+        std::cout << fmt::format(
+            "bins where p_text rises with disjoint intervals (against the monotonic law): {}\n",
+            rises.size());
         if (r.balance_point) {
           std::cout << fmt::format("balance point: {:.4f}", *r.balance_point);
           if (r.balance_point_ci)

@@ -184,6 +184,29 @@ TEST(ModalityUncertainty, FollowingDecisions) {
   EXPECT_EQ(in_curve, 2);
 }
 
+TEST(ModalityUncertainty, ReportsRisesAgainstTheLaw) {
+  // 30 items near ΔH_rel = −1.9 all follow the image, 30 near −1.0 all follow text: a rise with
+  // disjoint Wilson intervals; 30 more near +1.5 follow the image.
+  std::vector<std::vector<float>> T, V, J;
+  auto add = [&](double st, double sv, bool text, int count) {
+    for (int i = 0; i < count; ++i) {
+      T.push_back(peaked(4, 0, st));
+      V.push_back(peaked(4, 1, sv));
+      J.push_back(peaked(4, text ? 0 : 1, 1));
+    }
+  };
+  add(8, 0.05, false, 30);
+  add(3, 0.5, true, 30);
+  add(0.05, 8, false, 30);
+  const ModalityResult r = ModalityUncertainty(ModalityOptions().set_bootstrap(0))
+                               .analyze(rows_to_tensor(T), rows_to_tensor(V), rows_to_tensor(J));
+  const json d = modality_report(r).data;
+  ASSERT_EQ(r.curve.size(), 3u);
+  ASSERT_EQ(d["significant_rises"].size(), 1u);
+  EXPECT_EQ(d["significant_rises"][0]["p_text"][0], 0.0);
+  EXPECT_EQ(d["significant_rises"][0]["p_text"][1], 1.0);
+}
+
 TEST(ModalityUncertainty, CandidateSetRestrictsAnswersAndEntropies) {
   // Token 0 has the largest logit everywhere but is not a candidate.
   const at::Tensor T = rows_to_tensor({{9, 0, 2, 0, 0}, {9, 0, 2, 0, 0}});

@@ -190,7 +190,9 @@ std::pair<double, double> wilson_interval(int64_t k, int64_t n, double confidenc
 LogisticFit fit_logistic(const std::vector<double>& x, const std::vector<int>& y);
 
 /// The JSON report: balance_point (null when none), balance_point_ci, curve, fit, items,
-/// counts, excluded, note, and with layer logits `oscillation` {ambiguous, clear, ...}.
+/// counts, excluded, note, fit_decreasing (the fit's slope < 0), significant_rises (consecutive
+/// bins where p_text rises with disjoint Wilson intervals, against the monotonic law), and with
+/// layer logits `oscillation` {ambiguous, clear, ...}.
 Report modality_report(const ModalityResult& result);
 
 /// The following curve as a picture: P(follows text) per bin with its interval, the logistic
