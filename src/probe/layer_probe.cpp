@@ -100,16 +100,15 @@ Standardized standardize(const at::Tensor& xtr, const at::Tensor& xte, bool on) 
 
 // Mean held-out accuracy per C over k folds of the training split; each fold fits the grid in
 // ascending C, warm-starting from the previous (more regularized) solution.
-std::vector<double> cross_validate(const at::Tensor& x, const at::Tensor& y,
-                                   const at::Tensor& groups, const ProbeOptions& o,
-                                   uint64_t seed, bool& converged) {
-  std::vector<double> Cs = o.Cs;
+std::vector<double> cross_validate_folds(const at::Tensor& x, const at::Tensor& y,
+                                         const at::Tensor& fold, int64_t k,
+                                         const ProbeOptions& o, bool& converged) {
+  const std::vector<double>& Cs = o.Cs;
   std::vector<double> acc(Cs.size(), 0.0);
-  const at::Tensor fold = kfold(x.size(0), groups, o.cv_folds, seed);
   std::vector<size_t> order(Cs.size());
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return Cs[a] < Cs[b]; });
-  for (int64_t f = 0; f < o.cv_folds; ++f) {
+  for (int64_t f = 0; f < k; ++f) {
     const Sides s = sides_of(fold.ne(f));
     const Standardized z = standardize(x.index_select(0, s.train_idx),
                                        x.index_select(0, s.test_idx), o.standardize);
@@ -118,7 +117,7 @@ std::vector<double> cross_validate(const at::Tensor& x, const at::Tensor& y,
     for (size_t j : order) acc[j] += fit_and_score(clf, z.train, ytr, z.test, yte, Cs[j]).second;
     converged = converged && clf.converged();
   }
-  for (double& a : acc) a /= static_cast<double>(o.cv_folds);
+  for (double& a : acc) a /= static_cast<double>(k);
   return acc;
 }
 
@@ -243,7 +242,8 @@ nlohmann::json probe_layer(const std::string& layer, const at::Tensor& features,
     double C = o.C.value_or(1.0);
     if (!o.C) {
       const at::Tensor gtr = groups.defined() ? groups.index_select(0, s.train_idx) : at::Tensor();
-      std::vector<double> acc = cross_validate(xtr_raw, ytr, gtr, o, seed, converged);
+      const at::Tensor fold = kfold(xtr_raw.size(0), gtr, o.cv_folds, seed);
+      std::vector<double> acc = cross_validate_folds(xtr_raw, ytr, fold, o.cv_folds, o, converged);
       // The best mean accuracy; ties go to the smallest C (the strongest regularization).
       size_t best = 0;
       for (size_t j = 0; j < acc.size(); ++j)
@@ -306,6 +306,21 @@ nlohmann::json probe_layer(const std::string& layer, const at::Tensor& features,
   }
   j["per_seed"] = per_seed;
   return j;
+}
+
+std::vector<double> cross_validate(const at::Tensor& features, const at::Tensor& labels,
+                                   const at::Tensor& folds, const ProbeOptions& o) {
+  check_options(ProbeOptions(o).set_C(std::nullopt));
+  STRATA_CHECK(features.defined() && features.dim() == 2 && folds.defined() && folds.dim() == 1 &&
+                   folds.size(0) == features.size(0) && labels.defined() &&
+                   labels.size(0) == features.size(0),
+               "cross_validate: features [N, D], labels [N] and folds [N] must agree");
+  const at::Tensor f = folds.to(at::kLong);
+  const int64_t k = f.max().item<int64_t>() + 1;
+  STRATA_CHECK(f.min().item<int64_t>() >= 0 && k >= 2, "cross_validate: fold ids must be 0..k-1 with k >= 2");
+  bool converged = true;
+  return cross_validate_folds(features.to(at::kCPU).to(at::kFloat).contiguous(),
+                              labels.to(at::kCPU).to(at::kLong), f, k, o, converged);
 }
 
 nlohmann::json probe_layers(const std::vector<std::pair<std::string, at::Tensor>>& layers,

@@ -86,6 +86,13 @@ void check_probe_inputs(const std::string& layer, const at::Tensor& features,
 nlohmann::json probe_layer(const std::string& layer, const at::Tensor& features,
                            const ProbeData& data, const ProbeOptions& options = {});
 
+/// The mean held-out accuracy of each C in options.Cs (in that order) over the folds given by
+/// `folds` (int64 [N], ids 0..k-1): for each fold, standardize with the other folds' statistics
+/// (when options.standardize), fit on them, score on the fold. The grid is fitted in ascending C,
+/// each fit warm-started from the previous one. probe_layer() calls it on the training split.
+std::vector<double> cross_validate(const at::Tensor& features, const at::Tensor& labels,
+                                   const at::Tensor& folds, const ProbeOptions& options);
+
 /// Probes every layer in order. The report:
 ///   probe, C | cv, seeds, num_samples, num_classes, test_fraction, split ("given", "sample",
 ///   "group"), majority_accuracy, layer_order (names in order), and
