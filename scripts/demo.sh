@@ -86,5 +86,19 @@ PY
 echo "(conservation table: $out/lrp.json; heatmap: $out/lrp_face.png)"
 build/examples/lrp/lrp_example "$out/faceapi/face_expression.pt" "$out/faceapi/faces.safetensors" \
   0 "$out/lrp_example.png"
+
+# Entropy-based modality uncertainty on the project's toy vision-language model: which modality
+# it follows when image and text conflict (docs/analyzers/modality_uncertainty.md).
+echo
+echo "== strata modality: when image and text conflict (toy vision-language model) =="
+if [ ! -f "$out/modality_vlm.pt" ]; then
+  echo "(training the toy vision-language model: seeded, one thread, about 3 minutes)"
+  "$py" examples/modality/modality_toy.py train "$out/modality_vlm.pt"
+fi
+"$py" examples/modality/modality_toy.py data "$out/modality" --n 2000 --seed 1
+# A tiny model: one thread avoids idle thread spinning on a busy machine.
+"$strata" --threads 1 modality "$out/modality_vlm.pt" --text "$out/modality/text_inputs.safetensors" \
+  --image "$out/modality/image_inputs.safetensors" --joint "$out/modality/joint_inputs.safetensors" \
+  --out "$out/modality.json" --png "$out/modality_curve.png"
 echo
 echo "demo outputs are in $out/"
