@@ -30,8 +30,8 @@ at::Tensor stabilize(const at::Tensor& z, double eps) {
 
 // a / b where b != 0, else 0 (the 0/0 cases of LRP-0 and the pass rule carry no relevance).
 at::Tensor safe_div(const at::Tensor& a, const at::Tensor& b) {
-  const at::Tensor nz = b != 0;
-  return at::where(nz, a / at::where(nz, b, at::ones_like(b)), at::zeros_like(a));
+  // a / 0 gives inf or nan, which `where` discards (no gradient flows through this).
+  return at::where(b != 0, a / b, at::zeros({}, a.options()));
 }
 
 // Temporarily turns requires_grad off on the model's parameters: LRP needs gradients with
@@ -129,20 +129,32 @@ struct LrpPass {
       proxies.push_back(p);
       return p;
     }
-    return x * safe_div(cv, x.detach()).detach();
+    // Value c everywhere; gradient c / x where x != 0 (relevance cannot reach x == 0 through
+    // x * gradient, so none is sent there).
+    const at::Tensor k = safe_div(cv, x.detach());
+    const at::Tensor carried = x * k;
+    return carried + (cv - carried.detach());
   }
 
   // The replacement of output `y` of layer `L` for input `x` with weight `W`, bias `B`.
+  // The replacement of output `y` of layer `L` for input `x` with weight `W`, bias `B`. Each
+  // rule's denominators are the values of the terms whose gradients carry it (plus their biases),
+  // so every modified layer runs once.
   at::Tensor apply_rule(Layer& L, const Rule& rule, const at::Tensor& x, const at::Tensor& y,
                         const at::Tensor& W, const at::Tensor& B, bool y_is_layer_output) {
     const at::Tensor yd = y.detach();
     at::Tensor T;
-    auto f = [&](const at::Tensor& in, const at::Tensor& w, const at::Tensor& b) {
-      return run_layer(L, in, w, b);
+    auto f = [&](const at::Tensor& in, const at::Tensor& w) {
+      return run_layer(L, in, w, at::Tensor());
     };
-    auto nog = [&](const at::Tensor& in, const at::Tensor& w, const at::Tensor& b) {
-      at::NoGradGuard g;
-      return run_layer(L, in.detach(), w, b);
+    // t (detached) plus a bias along the channel dimension.
+    auto addb = [&](const at::Tensor& t, const at::Tensor& b) {
+      at::Tensor v = t.detach();
+      if (!b.defined()) return v;
+      std::vector<int64_t> shape(v.dim(), 1);
+      const int64_t d = L.channel_dim < 0 ? v.dim() + L.channel_dim : L.channel_dim;
+      shape[d] = b.numel();
+      return v + b.reshape(shape);
     };
     const at::Tensor xd = x.detach();
     auto pos = [](const at::Tensor& t) { return t.defined() ? t.clamp_min(0) : t; };
@@ -151,7 +163,7 @@ struct LrpPass {
       case Rule::Kind::Zero:
       case Rule::Kind::Epsilon: {
         const double eps = rule.kind() == Rule::Kind::Zero ? 0.0 : rule.eps();
-        at::Tensor z = y_is_layer_output ? y : f(x, W, B);
+        at::Tensor z = y_is_layer_output ? y : run_layer(L, x, W, B);
         const at::Tensor zd = z.detach();
         const at::Tensor ratio = eps == 0.0 ? safe_div(yd, zd) : yd / stabilize(zd, eps);
         T = z * ratio;
@@ -163,19 +175,15 @@ struct LrpPass {
         const double beta = rule.kind() == Rule::Kind::ZPlus ? 0.0 : rule.beta();
         const at::Tensor Wp = W.clamp_min(0), Wn = W.clamp_max(0);
         const bool nonneg = xd.min().item<double>() >= 0;  // x- = 0: skip its terms
-        const at::Tensor xp = x.clamp_min(0), xn = x.clamp_max(0);
-        // positive part: x+ W+ (+ b+) + x- W-
-        at::Tensor zp = nog(xp, Wp, pos(B));
-        if (!nonneg) zp = zp + nog(xn, Wn, at::Tensor());
-        at::Tensor tp = f(xp, Wp, at::Tensor());
-        if (!nonneg) tp = tp + f(xn, Wn, at::Tensor());
-        T = alpha * tp * (yd / stabilize(zp, 1e-6));
+        const at::Tensor xp = nonneg ? x : x.clamp_min(0), xn = x.clamp_max(0);
+        // positive part: x+ W+ (+ b+) + x- W-; negative part: x+ W- (+ b-) + x- W+
+        at::Tensor tp = f(xp, Wp);
+        if (!nonneg) tp = tp + f(xn, Wn);
+        T = alpha * tp * (yd / stabilize(addb(tp, pos(B)), 1e-6));
         if (beta != 0.0) {
-          at::Tensor zn = nog(xp, Wn, neg(B));
-          if (!nonneg) zn = zn + nog(xn, Wp, at::Tensor());
-          at::Tensor tn = f(xp, Wn, at::Tensor());
-          if (!nonneg) tn = tn + f(xn, Wp, at::Tensor());
-          T = T - beta * tn * (yd / stabilize(zn, 1e-6));
+          at::Tensor tn = f(xp, Wn);
+          if (!nonneg) tn = tn + f(xn, Wp);
+          T = T - beta * tn * (yd / stabilize(addb(tn, neg(B)), 1e-6));
         }
         break;
       }
@@ -185,32 +193,29 @@ struct LrpPass {
         const at::Tensor Ba = B.defined() ? B + g * B.clamp_min(0) : B;
         const at::Tensor Bb = B.defined() ? B + g * B.clamp_max(0) : B;
         const bool nonneg = xd.min().item<double>() >= 0;
-        const at::Tensor xp = x.clamp_min(0), xn = x.clamp_max(0);
+        const at::Tensor xp = nonneg ? x : x.clamp_min(0), xn = x.clamp_max(0);
         // z > 0: x+ (W + g W+) [+ b + g b+] + x- (W + g W-);
         // z < 0: x+ (W + g W-) [+ b + g b-] + x- (W + g W+)   (Zennit's generalised gamma)
-        const at::Tensor z = y_is_layer_output ? yd : nog(x, W, B);
-        at::Tensor dp = nog(xp, Wa, Ba), dn = nog(xp, Wb, Bb);
-        at::Tensor tp = f(xp, Wa, at::Tensor()), tn = f(xp, Wb, at::Tensor());
+        const at::Tensor z = y_is_layer_output ? yd : addb(f(xd, W), B);
+        at::Tensor tp = f(xp, Wa), tn = f(xp, Wb);
         if (!nonneg) {
-          dp = dp + nog(xn, Wb, at::Tensor());
-          dn = dn + nog(xn, Wa, at::Tensor());
-          tp = tp + f(xn, Wb, at::Tensor());
-          tn = tn + f(xn, Wa, at::Tensor());
+          tp = tp + f(xn, Wb);
+          tn = tn + f(xn, Wa);
         }
         const at::Tensor sp = (z > 0).to(z.scalar_type()), sn = (z < 0).to(z.scalar_type());
-        T = tp * (yd * sp / stabilize(dp, 1e-6)) + tn * (yd * sn / stabilize(dn, 1e-6));
+        T = tp * (yd * sp / stabilize(addb(tp, Ba), 1e-6)) +
+            tn * (yd * sn / stabilize(addb(tn, Bb), 1e-6));
         break;
       }
       case Rule::Kind::ZBox: {
-        at::Tensor lo = rule.low().to(xd.scalar_type()).to(xd.device());
-        at::Tensor hi = rule.high().to(xd.scalar_type()).to(xd.device());
-        lo = lo.expand_as(xd);
-        hi = hi.expand_as(xd);
+        at::Tensor lo = rule.low().to(xd.scalar_type()).to(xd.device()).expand_as(xd);
+        at::Tensor hi = rule.high().to(xd.scalar_type()).to(xd.device()).expand_as(xd);
         const at::Tensor Wp = W.clamp_min(0), Wn = W.clamp_max(0);
-        const at::Tensor d = nog(x, W, B) - nog(lo, Wp, pos(B)) - nog(hi, Wn, neg(B));
-        T = (f(x, W, at::Tensor()) - f(const_input(x, lo), Wp, at::Tensor()) -
-             f(const_input(x, hi), Wn, at::Tensor())) *
-            (yd / stabilize(d, 1e-6));
+        const at::Tensor tx = f(x, W), tl = f(const_input(x, lo), Wp),
+                         th = f(const_input(x, hi), Wn);
+        // The biases b - b+ - b- cancel.
+        const at::Tensor d = addb(tx, B) - addb(tl, pos(B)) - addb(th, neg(B));
+        T = (tx - tl - th) * (yd / stabilize(d, 1e-6));
         break;
       }
       case Rule::Kind::Flat:
@@ -218,9 +223,8 @@ struct LrpPass {
         const bool flat = rule.kind() == Rule::Kind::Flat;
         const at::Tensor Wm = flat ? at::ones_like(W) : W * W;
         const at::Tensor Bm = (flat || !B.defined()) ? at::Tensor() : B * B;
-        const at::Tensor ones = at::ones_like(xd);
-        const at::Tensor d = nog(ones, Wm, Bm);
-        T = f(const_input(x, ones), Wm, at::Tensor()) * (yd / stabilize(d, 1e-6));
+        const at::Tensor t = f(const_input(x, at::ones_like(xd)), Wm);
+        T = t * (yd / stabilize(addb(t, Bm), 1e-6));
         break;
       }
       case Rule::Kind::Pass:
