@@ -19,6 +19,14 @@
 #include <cstring>
 #include <functional>
 
+// The lens's inner loops also get an AVX2 build, chosen at load time on CPUs that have it (the
+// library itself targets baseline x86-64).
+#if defined(__x86_64__) && defined(__GNUC__)
+#define STRATA_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define STRATA_VECTOR_CLONES
+#endif
+
 namespace strata {
 
 // ---------------------------------------------------------------------------------------------
@@ -357,103 +365,155 @@ LensStructure find_lens_structure(const Model& model,
 namespace {
 
 // One (layer, position) of the lens: the metrics of that layer's distribution against the final
-// one, computed in one pass over the vocabulary.
+// one.
 struct Cell {
   int64_t top1 = 0, rank = 1, target_rank = 1;
   double top1_prob = 0, entropy = 0, kl = 0, target_prob = 0;
 };
 
-// The lens over rows of V: x = logits, lp = log-softmax, p = exp(lp), one row per (layer,
-// position) at row(l, n), the final distribution at row(L, n). Ranks and the top-k compare the
-// logits themselves (the order of the float64 log-probabilities, without float32 rounding of
-// log-softmax merging neighbours); sums are accumulated in double. A layer whose logits equal the
-// final ones bit for bit is given the final row's log-probabilities, so its KL is exactly 0.
+// One row of V logits with what the pass needs: x = logits, e = exp(x - m) for a shift m (the
+// row's maximum, or 0 when exp(x) is safe).
 template <typename S>
-void lens_pass(const std::function<const S*(int, int64_t, int64_t)>& row, int64_t L, int64_t N,
+struct Row {
+  const S* x;
+  const S* e;
+  S m;
+};
+
+// Partial top-k of x by insertion (ties keep the lower id first). The k-th best value is kept
+// in a local, so the scan is one compare per token and the insertions are rare.
+template <typename S>
+STRATA_VECTOR_CLONES void top_k(const S* x, int64_t V, int64_t k, S* topv, int64_t* topi) {
+  auto insert = [&](int64_t last, S xv, int64_t v) {
+    int64_t i = last;
+    while (i > 0 && topv[i - 1] < xv) {
+      topv[i] = topv[i - 1];
+      topi[i] = topi[i - 1];
+      --i;
+    }
+    topv[i] = xv;
+    topi[i] = v;
+  };
+  const int64_t first = std::min(k, V);
+  for (int64_t v = 0; v < first; ++v) insert(v, x[v], v);
+  S kth = topv[k - 1];
+  for (int64_t v = first; v < V; ++v) {
+    const S xv = x[v];
+    if (xv > kth) {
+      insert(k - 1, xv, v);
+      kth = topv[k - 1];
+    }
+  }
+}
+
+// The sums of one row (double accumulators; `omp simd` lets the compiler reorder them into
+// vector lanes): s = Σ e, sx = Σ e·x, spx = Σ pf·x (pf: the final distribution), and the
+// counts of tokens scoring strictly higher than `ref` and than `tref`. A -inf logit (a masked
+// token) makes 0·(-inf) = NaN in the plain sums; then the row is summed again skipping the
+// products with a zero weight.
+template <typename S, typename E>
+STRATA_VECTOR_CLONES void row_sums(const S* x, const E* e, const double* pf, int64_t V, S ref, S tref, double& s_out,
+              double& sx_out, double& spx_out, int64_t& above_ref, int64_t& above_tref) {
+  int32_t a = 0, t = 0;
+#pragma omp simd reduction(+ : a, t)
+  for (int64_t v = 0; v < V; ++v) {
+    a += x[v] > ref;
+    t += x[v] > tref;
+  }
+  double s = 0, sx = 0, spx = 0;
+#pragma omp simd reduction(+ : s, sx, spx)
+  for (int64_t v = 0; v < V; ++v) {
+    const double xv = x[v], ev = e[v];
+    s += ev;
+    sx += ev * xv;
+    spx += pf[v] * xv;
+  }
+  if (std::isnan(sx) || std::isnan(spx)) {
+    sx = spx = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      const double xv = x[v], ev = e[v];
+      if (ev > 0) sx += ev * xv;
+      if (pf[v] > 0) spx += pf[v] * xv;
+    }
+  }
+  s_out = s;
+  sx_out = sx;
+  spx_out = spx;
+  above_ref = a;
+  above_tref = t;
+}
+
+// The lens over rows of V: row(l, n) for each layer l < L and position n, row(L, n) the final
+// distribution, whose e also comes in float64 from final_e(n) (pf = e / Σ e carries into every
+// layer's KL, so it gets the full precision). With c = m + log Σ e the log-normalizer of a row and
+// p = e / Σ e:
+//   entropy     H = c − Σ p·x
+//   KL(final‖l) = Σ pf·(xf − cf) − Σ pf·(x − c) = (Σ pf·xf − cf) − Σ pf·x + c
+// so each row needs one exp per token (done by ATen, vectorized) and one pass here. Ranks and
+// the top-k compare the logits themselves (the order of the exact log-probabilities, without
+// the rounding of a float32 log-softmax merging neighbours). A layer whose logits equal the
+// final ones bit for bit gets the final row's cell (KL exactly 0).
+template <typename S>
+void lens_pass(const std::function<Row<S>(int64_t, int64_t)>& row,
+               const std::function<const double*(int64_t)>& final_e, int64_t L, int64_t N,
                int64_t V, int64_t k, std::optional<int64_t> target, std::vector<Cell>& cells,
                std::vector<int64_t>& topk_ids, std::vector<double>& topk_probs,
                std::vector<int64_t>& final_top1) {
   at::parallel_for(0, N, 8, [&](int64_t n0, int64_t n1) {
     std::vector<S> topv(k);
     std::vector<int64_t> topi(k);
+    std::vector<double> pf(V);
+    const int64_t tgt = target.value_or(0);
+    // Metrics of one row given its sums; fills cell (l, n) and its top-k.
+    auto finish_cell = [&](int64_t l, int64_t n, const Row<S>& r, const auto* e, double s,
+                           double sx, double kl, int64_t above, int64_t above_t) {
+      Cell& c = cells[l * N + n];
+      const double logz = static_cast<double>(r.m) + std::log(s);
+      c.entropy = logz - sx / s;
+      c.kl = kl;
+      c.rank = 1 + above;
+      top_k(r.x, V, k, topv.data(), topi.data());
+      int64_t* ids = topk_ids.data() + (l * N + n) * k;
+      double* probs = topk_probs.data() + (l * N + n) * k;
+      for (int64_t i = 0; i < k; ++i) {
+        ids[i] = topi[i];
+        probs[i] = static_cast<double>(e[topi[i]]) / s;
+      }
+      c.top1 = topi[0];
+      c.top1_prob = probs[0];
+      if (target) {
+        c.target_rank = 1 + above_t;
+        c.target_prob = static_cast<double>(e[tgt]) / s;
+      }
+    };
     for (int64_t n = n0; n < n1; ++n) {
-      const S* fx = row(0, L, n);
-      const S* flp = row(1, L, n);
-      const S* fp = row(2, L, n);
-      int64_t f1 = 0;
-      for (int64_t v = 1; v < V; ++v)
-        if (fx[v] > fx[f1]) f1 = v;
+      const Row<S> f = row(L, n);
+      top_k(f.x, V, 1, topv.data(), topi.data());
+      const int64_t f1 = topi[0];  // the first of equal maxima, like argmax
       final_top1[n] = f1;
-      for (int64_t l = 0; l <= L; ++l) {
-        const S* x = row(0, l, n);
-        const bool same = l == L || std::memcmp(x, fx, sizeof(S) * V) == 0;
-        const S* a = same ? flp : row(1, l, n);
-        const S* q = same ? fp : row(2, l, n);
-        Cell& c = cells[l * N + n];
-        if (same) {
-          c.kl = 0;
-        } else {
-          double kl[4] = {0, 0, 0, 0};
-          int64_t v = 0;
-          for (; v + 4 <= V; v += 4) {
-            for (int j = 0; j < 4; ++j) {
-              const double pf = fp[v + j];
-              kl[j] += pf > 0 ? pf * (static_cast<double>(flp[v + j]) - a[v + j]) : 0.0;
-            }
-          }
-          for (; v < V; ++v) {
-            const double pf = fp[v];
-            kl[0] += pf > 0 ? pf * (static_cast<double>(flp[v]) - a[v]) : 0.0;
-          }
-          c.kl = (kl[0] + kl[1]) + (kl[2] + kl[3]);
+      const double* fe = final_e(n);
+      double fs = 0;
+      for (int64_t v = 0; v < V; ++v) fs += fe[v];
+      const double inv = 1.0 / fs;
+      for (int64_t v = 0; v < V; ++v) pf[v] = fe[v] * inv;
+      double s, sx, spx;
+      int64_t above, above_t;
+      row_sums(f.x, fe, pf.data(), V, f.x[f1], f.x[tgt], s, sx, spx, above, above_t);
+      const double flogz = static_cast<double>(f.m) + std::log(s);
+      const double fconst = spx - flogz;  // Σ pf·xf − cf
+      finish_cell(L, n, f, fe, s, sx, 0.0, above, above_t);
+      for (int64_t l = 0; l < L; ++l) {
+        const Row<S> r = row(l, n);
+        if (r.x == f.x || std::memcmp(r.x, f.x, sizeof(S) * V) == 0) {
+          cells[l * N + n] = cells[L * N + n];
+          std::copy_n(topk_ids.data() + (L * N + n) * k, k, topk_ids.data() + (l * N + n) * k);
+          std::copy_n(topk_probs.data() + (L * N + n) * k, k,
+                      topk_probs.data() + (l * N + n) * k);
+          continue;
         }
-        double ent[4] = {0, 0, 0, 0};
-        int64_t v = 0;
-        for (; v + 4 <= V; v += 4) {
-          for (int j = 0; j < 4; ++j) {
-            const double pv = q[v + j];
-            ent[j] += pv > 0 ? pv * a[v + j] : 0.0;
-          }
-        }
-        for (; v < V; ++v) {
-          const double pv = q[v];
-          ent[0] += pv > 0 ? pv * a[v] : 0.0;
-        }
-        c.entropy = -((ent[0] + ent[1]) + (ent[2] + ent[3]));
-        // Ranks: 1 + how many tokens score strictly higher; top-k by partial insertion (ties keep
-        // the lower id first).
-        const S ref = x[f1];
-        int64_t rank = 1, filled = 0;
-        for (v = 0; v < V; ++v) {
-          const S xv = x[v];
-          rank += xv > ref;
-          if (filled < k || xv > topv[filled - 1]) {
-            int64_t i = filled < k ? filled++ : k - 1;
-            while (i > 0 && topv[i - 1] < xv) {
-              topv[i] = topv[i - 1];
-              topi[i] = topi[i - 1];
-              --i;
-            }
-            topv[i] = xv;
-            topi[i] = v;
-          }
-        }
-        c.rank = rank;
-        int64_t* ids = topk_ids.data() + (l * N + n) * k;
-        double* probs = topk_probs.data() + (l * N + n) * k;
-        for (int64_t i = 0; i < k; ++i) {
-          ids[i] = topi[i];
-          probs[i] = static_cast<double>(q[topi[i]]);
-        }
-        c.top1 = topi[0];
-        c.top1_prob = probs[0];
-        if (target) {
-          const S tv = x[*target];
-          int64_t trank = 1;
-          for (v = 0; v < V; ++v) trank += x[v] > tv;
-          c.target_rank = trank;
-          c.target_prob = static_cast<double>(q[*target]);
-        }
+        row_sums(r.x, r.e, pf.data(), V, r.x[f1], r.x[tgt], s, sx, spx, above, above_t);
+        const double logz = static_cast<double>(r.m) + std::log(s);
+        finish_cell(l, n, r, r.e, s, sx, fconst - spx + logz, above, above_t);
       }
     }
   });
@@ -511,7 +571,18 @@ LogitLens::LogitLens(const Model& model, LensStructure structure, LogitLensOptio
 
 LogitLens::~LogitLens() = default;
 
-bool LogitLens::wants(const HookPoint& point) const { return wanted_.count(point.key()) > 0; }
+int LogitLens::head_role(const HookPoint& point) const {
+  const bool in = point.kind == HookKind::Input && point.index == 0;
+  const bool out = point.kind == HookKind::Output && point.index <= 0;
+  if (point.call != 0 || (!in && !out)) return -1;
+  if (!structure_.norm.empty() && point.module == structure_.norm) return in ? 0 : 1;
+  if (point.module == structure_.unembed) return in ? 2 : 3;
+  return -1;
+}
+
+bool LogitLens::wants(const HookPoint& point) const {
+  return wanted_.count(point.key()) > 0 || head_role(point) >= 0;
+}
 
 void LogitLens::begin(const RunContext& ctx) {
   STRATA_CHECK(ctx.model == nullptr || &ctx.model->module() == &model_.module(),
@@ -526,7 +597,18 @@ void LogitLens::begin(const RunContext& ctx) {
 void LogitLens::visit(const Activation& a) {
   // A copy: the live tensor may be modified in place later in the forward pass. Only this
   // batch's hidden states are kept (decoded in end_batch, once the final logits are known).
-  hidden_[a.point.key()] = a.value.detach().clone();
+  const int role = head_role(a.point);
+  if (role >= 0) {
+    head_[role] = a.value;
+    head_version_[role] = a.value._version();
+  }
+  const std::string key = a.point.key();
+  if (wanted_.count(key) == 0) return;
+  hidden_[key] = a.value.detach().clone();
+  if (key == structure_.layers.back()) {
+    last_layer_ = a.value;
+    last_layer_version_ = a.value._version();
+  }
 }
 
 at::Tensor LogitLens::translate(const std::string& layer, const at::Tensor& hidden) const {
@@ -591,7 +673,8 @@ void LogitLens::end_batch(const BatchContext& batch) {
   // logits are the last block (first = L).
   struct Block {
     int64_t first, count;
-    at::Tensor x, lp, p;
+    at::Tensor x, m, e;
+    bool shifted = true;  // e = exp(x - m); else e = exp(x)
   };
   std::vector<Block> blocks;
   const int64_t nb = L - 1;
@@ -608,7 +691,20 @@ void LogitLens::end_batch(const BatchContext& batch) {
       blocks.clear();  // decoded layer by layer below, with a precise error
     }
   }
+  // The last layer's decoding is the model's own output when the hooks saw that layer's tensor
+  // enter the norm, the norm's output enter the unembedding, and the unembedding's output come
+  // back as the logits (and no translator applies): exact, and one decoding fewer.
+  const bool last_is_output =
+      options_.translators.count(structure_.layers.back()) == 0 &&
+      (structure_.norm.empty()
+           ? same_tensor(head_[2], last_layer_) && head_version_[2] == last_layer_version_
+           : same_tensor(head_[0], last_layer_) && head_version_[0] == last_layer_version_ &&
+                 same_tensor(head_[1], head_[2]) && head_version_[1] == head_version_[2]) &&
+      same_tensor(head_[3], final_logits);
+  last_layer_ = at::Tensor();
+  for (at::Tensor& t : head_) t = at::Tensor();
   for (int64_t l = blocks.empty() ? 0 : nb; l < L; ++l) {
+    if (l == L - 1 && last_is_output) continue;  // the final block's rows, below
     const std::string& layer = structure_.layers[l];
     const at::Tensor logits = decode(layer, xs[l]);
     STRATA_CHECK(logits.numel() == N * V, "LogitLens: decoding '", layer, "' gave ",
@@ -617,8 +713,9 @@ void LogitLens::end_batch(const BatchContext& batch) {
   }
   blocks.push_back({L, 1, final_logits.reshape({1, N, V}), {}, {}});
 
-  // Log-softmax and exp per block (all rows at once), in float32 (float64 when the model's
-  // logits or a decoding are float64); then one C++ pass per position over the vocabulary.
+  // Per block (all rows at once, vectorized by ATen): m = max over the vocabulary and
+  // e = exp(x - m), in float32 (float64 when the model's logits or a decoding are float64); then
+  // one C++ pass per position over the vocabulary.
   bool dbl = false;
   for (const Block& bl : blocks) dbl = dbl || bl.x.scalar_type() == at::kDouble;
   const auto opts = at::TensorOptions().dtype(dbl ? at::kDouble : at::kFloat).device(at::kCPU);
@@ -626,26 +723,48 @@ void LogitLens::end_batch(const BatchContext& batch) {
   for (size_t i = 0; i < blocks.size(); ++i) {
     Block& bl = blocks[i];
     bl.x = bl.x.to(opts).contiguous();
-    bl.lp = bl.x.log_softmax(-1);
-    bl.p = bl.lp.exp();
+    bl.m = bl.x.amax(-1, /*keepdim=*/true);
+    // exp(x - m) keeps the largest term at 1. When every row's maximum lies in [-20, 80],
+    // exp(x) itself neither overflows nor loses a row's leading terms (float32 and float64), so
+    // the subtraction (a broadcast pass over all rows) is skipped and m counts as 0 below.
+    const auto range = at::aminmax(bl.m);
+    bl.shifted = !(std::get<0>(range).item<double>() >= -20 && std::get<1>(range).item<double>() <= 80);
+    bl.e = bl.shifted ? bl.x.sub(bl.m).exp_() : bl.x.exp();
     for (int64_t j = 0; j < bl.count; ++j) block_of[bl.first + j] = static_cast<int64_t>(i);
   }
+  // The final distribution's e again in float64, with the same shift.
+  const Block& fb = blocks.back();
+  const at::Tensor fx64 = fb.x.to(at::kDouble);
+  const at::Tensor final_e64 = (fb.shifted ? fx64.sub(fb.m.to(at::kDouble)) : fx64).exp().contiguous();
   std::vector<Cell> cells((L + 1) * N);
   std::vector<int64_t> topk_ids((L + 1) * N * k), final_top1(N);
   std::vector<double> topk_probs((L + 1) * N * k);
   auto run = [&](auto zero) {
     using S = decltype(zero);
-    std::vector<std::array<const S*, 3>> ptr(L + 1);
-    for (int64_t l = 0; l <= L; ++l) {
-      const Block& bl = blocks[block_of[l]];
-      const int64_t off = (l - bl.first) * N * V;
-      ptr[l] = {bl.x.data_ptr<S>() + off, bl.lp.data_ptr<S>() + off, bl.p.data_ptr<S>() + off};
-    }
-    const std::function<const S*(int, int64_t, int64_t)> row = [&](int what, int64_t l,
-                                                                   int64_t n) -> const S* {
-      return ptr[l][what] + n * V;
+    struct Ptr {
+      const S* x;
+      const S* e;
+      const S* m;  // nullptr: e = exp(x)
     };
-    lens_pass<S>(row, L, N, V, k, options_.target, cells, topk_ids, topk_probs, final_top1);
+    std::vector<Ptr> ptr(L + 1);
+    for (int64_t l = L; l >= 0; --l) {
+      if (l == L - 1 && last_is_output) {
+        ptr[l] = ptr[L];
+        continue;
+      }
+      const Block& bl = blocks[block_of[l]];
+      const int64_t row0 = (l - bl.first) * N;
+      ptr[l] = {bl.x.data_ptr<S>() + row0 * V, bl.e.data_ptr<S>() + row0 * V,
+                bl.shifted ? bl.m.data_ptr<S>() + row0 : nullptr};
+    }
+    const std::function<Row<S>(int64_t, int64_t)> row = [&](int64_t l, int64_t n) -> Row<S> {
+      return {ptr[l].x + n * V, ptr[l].e + n * V, ptr[l].m ? ptr[l].m[n] : S(0)};
+    };
+    const std::function<const double*(int64_t)> final_e = [&](int64_t n) {
+      return final_e64.data_ptr<double>() + n * V;
+    };
+    lens_pass<S>(row, final_e, L, N, V, k, options_.target, cells, topk_ids, topk_probs,
+                 final_top1);
   };
   if (dbl) {
     run(0.0);

@@ -140,6 +140,22 @@ class TupleGPT(nn.Module):
         return self.head(self.ln_f(x))
 
 
+class MaskedHead(nn.Module):
+    """An unembedding that scales its logits and masks tokens 3 and 7 with -inf."""
+
+    def __init__(self, d: int, vocab: int, scale: float):
+        super().__init__()
+        self.proj = nn.Linear(d, vocab)
+        self.scale = scale
+        mask = torch.zeros(vocab, dtype=torch.bool)
+        mask[3] = True
+        mask[7] = True
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.proj(x) * self.scale).masked_fill(self.mask, float("-inf"))
+
+
 def models(args):
     torch.manual_seed(0)
     os.makedirs(args.outdir, exist_ok=True)
@@ -149,6 +165,12 @@ def models(args):
         gpt.ln_f.weight.uniform_(0.5, 1.5)
         gpt.ln_f.bias.uniform_(-0.2, 0.2)
     torch.jit.script(gpt).save(os.path.join(args.outdir, "tuple_gpt.pt"))
+    # Masked tokens (-inf logits) and logits far above 80 (exp(x) would overflow).
+    for name, scale in (("masked_gpt.pt", 1.0), ("hot_gpt.pt", 100.0)):
+        torch.manual_seed(1)
+        m = TupleGPT().eval()
+        m.head = MaskedHead(16, 20, scale)
+        torch.jit.script(m).save(os.path.join(args.outdir, name))
 
 
 def main():

@@ -231,6 +231,59 @@ TEST(LensStructure, TupleBlocksAndInlineEmbedding) {
   EXPECT_EQ(r.data.at("top1")[2], r.data.at("top1")[3]);
 }
 
+// The metrics from logits with -inf entries (masked tokens) and with logits far above 80 (where
+// exp(x) would overflow float32), against log_softmax in float64 on the same decodings.
+TEST(LogitLens, MaskedTokensAndLargeLogits) {
+  for (const char* name : {"masked_gpt.pt", "hot_gpt.pt"}) {
+    SCOPED_TRACE(name);
+    const Model m = Model::load(scratch() + "/" + name);
+    const at::Tensor tokens = at::arange(6, at::kLong).unsqueeze(0);
+    const LensStructure s = find_lens_structure(m, {tokens});
+    const Report r = run_lens(m, tokens, LogitLensOptions().set_target(5));
+    // The same decodings, the metrics computed directly.
+    std::vector<at::Tensor> logits;
+    at::Tensor final_logits;
+    {
+      HookSession session;
+      for (const auto& l : s.layers) session.capture(l);
+      at::NoGradGuard g;
+      final_logits = m.forward({tokens}).toTensor();
+      for (const auto& l : s.layers) {
+        const at::Tensor h = session.activations().at(l);
+        SuspendHooks suspend;
+        const at::Tensor x = m.submodule(s.norm).forward({h}).toTensor();
+        logits.push_back(m.submodule(s.unembed).forward({x}).toTensor());
+      }
+    }
+    logits.push_back(final_logits);
+    const double max_abs = final_logits.masked_fill(final_logits.isinf(), 0).abs().max().item<double>();
+    EXPECT_GT(max_abs, std::string(name) == "hot_gpt.pt" ? 80.0 : 0.0);
+    // The lens decodes all layers in one call, which may round the float32 logits differently
+    // from these one-layer calls: allow a few units in the last place of the largest logit.
+    const double tol = 1e-9 + 5e-7 * max_abs;
+    const at::Tensor flp = final_logits[0].to(at::kDouble).log_softmax(-1);
+    const at::Tensor fp = flp.exp();
+    for (size_t l = 0; l < logits.size(); ++l) {
+      const at::Tensor lp = logits[l][0].to(at::kDouble).log_softmax(-1);
+      const at::Tensor p = lp.exp();
+      const at::Tensor entropy = -at::where(p > 0, p * lp, at::zeros_like(p)).sum(-1);
+      const at::Tensor kl = at::where(fp > 0, fp * (flp - lp), at::zeros_like(p)).sum(-1);
+      for (int64_t t = 0; t < tokens.size(1); ++t) {
+        const double h = r.data["entropy"][l][t], k = r.data["kl_to_final"][l][t];
+        EXPECT_NEAR(h, entropy[t].item<double>(), tol) << l << "," << t;
+        EXPECT_NEAR(k, kl[t].item<double>(), tol) << l << "," << t;
+        EXPECT_EQ(r.data["top1"][l][t].get<int64_t>(), lp[t].argmax().item<int64_t>());
+        EXPECT_NEAR(r.data["top1_prob"][l][t].get<double>(), p[t].max().item<double>(), 1e-6);
+        EXPECT_NEAR(r.data["target_prob"][l][t].get<double>(), p[t][5].item<double>(), 1e-6);
+        for (const auto& id : r.data["topk_tokens"][l][t]) {
+          EXPECT_NE(id.get<int64_t>(), 3);
+          EXPECT_NE(id.get<int64_t>(), 7);
+        }
+      }
+    }
+  }
+}
+
 TEST(LensStructure, NoNormFoundSaysHowToNameTheParts) {
   const Model m = Model::load(scratch() + "/nonorm.pt");
   const at::Tensor tokens = at::arange(5, at::kLong).unsqueeze(0);

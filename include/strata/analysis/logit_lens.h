@@ -163,12 +163,24 @@ class LogitLens final : public Analyzer {
   at::Tensor decode(const std::string& layer, const at::Tensor& hidden) const;
   at::Tensor translate(const std::string& layer, const at::Tensor& hidden) const;
   at::Tensor head(const at::Tensor& hidden) const;  // the norm, then the unembedding
+  // Which of the head's tensors a hook point is (-1: none): the norm's input and output, the
+  // unembedding's input and output, at their first call.
+  int head_role(const HookPoint& point) const;
 
   const Model& model_;
   LensStructure structure_;
   LogitLensOptions options_;
   std::set<std::string> wanted_;
   std::map<std::string, at::Tensor> hidden_;  // this batch only
+  // This batch's data flow through the head, as the hooks saw it (references, so no storage is
+  // freed and reused during the pass): when the last layer's tensor went through the norm and
+  // the unembedding straight into the model's output, the model's own logits are that layer's
+  // decoding and it is not decoded again. The version counters rule out in-place changes in
+  // between.
+  at::Tensor last_layer_;
+  at::Tensor head_[4];
+  int64_t last_layer_version_ = -1;
+  int64_t head_version_[4] = {-1, -1, -1, -1};
   std::vector<Aggregate> aggregate_;          // one per layer, then the output
   std::vector<Sequence> sequences_;
   int64_t num_sequences_ = 0;
