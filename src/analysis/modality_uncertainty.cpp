@@ -188,10 +188,11 @@ class LogisticLoss {
       const int64_t j = idx_ ? idx_[i] : i;
       const double xi = x_[j];
       const double z = w[0] + w[1] * xi;
-      // log(1 + e^z) − y z, computed stably.
-      const double softplus = z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
+      // log(1 + e^z) − y z and σ(z), stably, with one exp: e = e^(−|z|).
+      const double e = std::exp(-std::abs(z));
+      const double softplus = std::max(z, 0.0) + std::log1p(e);
       f += softplus - y_[j] * z;
-      const double p = z > 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
+      const double p = z > 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
       ga += p - y_[j];
       gb += (p - y_[j]) * xi;
     }

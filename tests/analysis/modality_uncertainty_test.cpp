@@ -148,6 +148,44 @@ TEST(ModalityStats, LogisticFitRecoversAKnownLaw) {
   EXPECT_THROW(fit_logistic({1.0, 2.0}, {1, 2}), Error);
 }
 
+// The same maximum-likelihood fit as scikit-learn's LogisticRegression (lbfgs, C = 1e12, i.e.
+// unpenalized), run at test time on the same points.
+TEST(ModalityStats, LogisticFitMatchesScikitLearn) {
+  std::mt19937_64 rng(21);
+  std::uniform_real_distribution<double> ux(-2, 2), u(0, 1);
+  std::vector<double> x;
+  std::vector<int> y;
+  for (int i = 0; i < 3000; ++i) {
+    x.push_back(ux(rng));
+    y.push_back(u(rng) < 1.0 / (1.0 + std::exp(-(-0.8 - 1.7 * x.back()))) ? 1 : 0);
+  }
+  const LogisticFit f = fit_logistic(x, y);
+  char tmpl[] = "/tmp/strata_modality_sk_XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  TensorMap t;
+  t.insert("x", at::tensor(x, at::kDouble));
+  t.insert("y", at::tensor(std::vector<int64_t>(y.begin(), y.end()), at::kLong));
+  save_safetensors(dir + "/xy.safetensors", t);
+  const std::string code =
+      "import sys; sys.path.insert(0, sys.argv[1] + '/tests/python'); import stio\n"
+      "from sklearn.linear_model import LogisticRegression\n"
+      "t, _ = stio.load(sys.argv[2])\n"
+      "lr = LogisticRegression(C=1e12, tol=1e-12, max_iter=10000).fit(t['x'][:, None], t['y'])\n"
+      "print(repr(lr.intercept_[0]), repr(lr.coef_[0, 0]))\n";
+  std::string cmd = std::string(STRATA_PYTHON) + " -c \"" + code + "\" " + STRATA_SOURCE_DIR + " " +
+                    dir + "/xy.safetensors";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  double a = NAN, b = NAN;
+  ASSERT_EQ(std::fscanf(pipe, "%lf %lf", &a, &b), 2);
+  ASSERT_EQ(::pclose(pipe), 0);
+  fs::remove_all(dir);
+  EXPECT_NEAR(f.intercept, a, 1e-3);
+  EXPECT_NEAR(f.slope, b, 1e-3);
+  EXPECT_NEAR(-f.intercept / f.slope, -a / b, 1e-3);
+}
+
 TEST(ModalityUncertainty, FollowingDecisions) {
   // Text answer 0, image answer 1 in rows 0-2; the joint answer is 0, 1, 2. Row 3: both unimodal
   // answers are 2 (no conflict).
