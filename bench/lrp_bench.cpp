@@ -17,24 +17,46 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 namespace {
 
-double median_ms(int reps, const std::function<void()>& f) {
-  for (int i = 0; i < 3; ++i) f();  // warm-up (the executor optimises on the first runs)
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const auto a = std::chrono::steady_clock::now();
-    f();
-    const auto b = std::chrono::steady_clock::now();
-    t.push_back(std::chrono::duration<double, std::milli>(b - a).count());
+// Times every variant once per round, variants interleaved, so that load from other processes
+// on the machine hits them alike; reports each variant's median.
+class Interleaved {
+ public:
+  void add(std::string name, std::function<void()> f) {
+    runs_.push_back({std::move(name), std::move(f), {}});
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+  nlohmann::json run(int reps) {
+    for (auto& r : runs_)
+      for (int i = 0; i < 3; ++i) r.f();  // warm-up (the executor optimises on the first runs)
+    for (int i = 0; i < reps; ++i)
+      for (auto& r : runs_) {
+        const auto a = std::chrono::steady_clock::now();
+        r.f();
+        const auto b = std::chrono::steady_clock::now();
+        r.ms.push_back(std::chrono::duration<double, std::milli>(b - a).count());
+      }
+    nlohmann::json out;
+    for (auto& r : runs_) {
+      std::sort(r.ms.begin(), r.ms.end());
+      out[r.name] = r.ms[r.ms.size() / 2];
+    }
+    return out;
+  }
+
+ private:
+  struct Run {
+    std::string name;
+    std::function<void()> f;
+    std::vector<double> ms;
+  };
+  std::vector<Run> runs_;
+};
 
 }  // namespace
 
@@ -46,16 +68,14 @@ int main(int argc, char** argv) {
   const int reps = std::stoi(argv[3]);
   strata::Model model = strata::Model::load(argv[1]);
   const at::Tensor x = strata::load_safetensors(argv[2]).tensors.at("arg0").slice(0, 0, 1);
-  nlohmann::json out;
-  out["threads"] = at::get_num_threads();
-  out["forward_ms"] = median_ms(reps, [&] {
+  // Gradients for the input only, as in the Python peer (parameters would get gradients too).
+  for (auto p : model.module().parameters()) p.requires_grad_(false);
+  Interleaved bench;
+  bench.add("forward_ms", [&] {
     at::NoGradGuard g;
     model.forward({x});
   });
-  out["forward_grad_ms"] = median_ms(reps, [&] { model.forward({x}); });
-  // Gradients for the input only, as in the Python peer (parameters would get gradients too).
-  for (auto p : model.module().parameters()) p.requires_grad_(false);
-  out["gradient_x_input_ms"] = median_ms(reps, [&] {
+  bench.add("gradient_x_input_ms", [&] {
     const at::Tensor xi = x.detach().clone().requires_grad_(true);
     const at::Tensor y = model.forward({xi}).toTensor();
     y.select(1, 1).sum().backward();
@@ -66,11 +86,25 @@ int main(int argc, char** argv) {
       {"epsilon_gamma_box", strata::Composite::epsilon_gamma_box(-0.49, 0.6)},
       {"epsilon_plus_flat", strata::Composite::epsilon_plus_flat()},
       {"epsilon_alpha2_beta1", strata::Composite::epsilon_alpha2_beta1()}};
+  std::vector<std::unique_ptr<strata::LrpExplainer>> explainers;
   for (const auto& [name, c] : composites) {
-    strata::LrpExplainer ex(model, c, strata::LrpOptions().set_keep_points(false));
-    out["lrp_ms"][name] = median_ms(reps, [&] { ex.explain({x}, 1); });
-    strata::LrpExplainer full(model, c);
-    out["lrp_with_points_ms"][name] = median_ms(reps, [&] { full.explain({x}, 1); });
+    explainers.push_back(std::make_unique<strata::LrpExplainer>(
+        model, c, strata::LrpOptions().set_keep_points(false)));
+    auto* ex = explainers.back().get();
+    bench.add("lrp_ms/" + name, [ex, &x] { ex->explain({x}, 1); });
+    explainers.push_back(std::make_unique<strata::LrpExplainer>(model, c));
+    auto* full = explainers.back().get();
+    bench.add("lrp_with_points_ms/" + name, [full, &x] { full->explain({x}, 1); });
+  }
+  const nlohmann::json t = bench.run(reps);
+  nlohmann::json out;
+  out["threads"] = at::get_num_threads();
+  for (const auto& [key, v] : t.items()) {
+    const auto slash = key.find('/');
+    if (slash == std::string::npos)
+      out[key] = v;
+    else
+      out[key.substr(0, slash)][key.substr(slash + 1)] = v;
   }
   std::ofstream(argv[4]) << out.dump(2) << "\n";
   std::printf("%s\n", out.dump().c_str());

@@ -6,6 +6,7 @@
 #include <strata/lrp/lrp.h>
 #include <strata/model/model.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/jit/api/module.h>
 
 #include <cmath>
@@ -25,8 +26,22 @@ std::string shape_of(const at::Tensor& t) {
 
 // Zennit's stabilizer: z + eps * sign(z), with sign(0) = +1.
 at::Tensor stabilize(const at::Tensor& z, double eps) {
-  return z + ((z == 0).to(z.scalar_type()) + z.sign()) * eps;
+  return at::where(z >= 0, z + eps, z - eps);
 }
+
+// Identity forward (a copy, so that in-place ops downstream are safe), gradient multiplied by
+// `scale` backward: the epsilon rule with z' = z in one kernel each way.
+struct ScaleGrad : public torch::autograd::Function<ScaleGrad> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& y,
+                            const at::Tensor& scale) {
+    ctx->saved_data["scale"] = scale;
+    return y.clone();
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    return {grads[0] * ctx->saved_data["scale"].toTensor(), at::Tensor()};
+  }
+};
 
 // a / b where b != 0, else 0 (the 0/0 cases of LRP-0 and the pass rule carry no relevance).
 at::Tensor safe_div(const at::Tensor& a, const at::Tensor& b) {
@@ -163,7 +178,11 @@ struct LrpPass {
       case Rule::Kind::Zero:
       case Rule::Kind::Epsilon: {
         const double eps = rule.kind() == Rule::Kind::Zero ? 0.0 : rule.eps();
-        at::Tensor z = y_is_layer_output ? y : run_layer(L, x, W, B);
+        if (y_is_layer_output) {
+          if (eps == 0.0) return y;  // LRP-0 is the gradient
+          return ScaleGrad::apply(y, yd / stabilize(yd, eps));
+        }
+        at::Tensor z = run_layer(L, x, W, B);
         const at::Tensor zd = z.detach();
         const at::Tensor ratio = eps == 0.0 ? safe_div(yd, zd) : yd / stabilize(zd, eps);
         T = z * ratio;
@@ -362,6 +381,11 @@ LrpExplainer::LrpExplainer(const Model& model, Composite composite, LrpOptions o
       L.bias = optional_tensor_attr(L.mod, "bias");
     }
     impl_->rules.emplace_back(m.name, r.rule ? r.rule->describe() : "merge into the layer before");
+    // For piecewise-linear activations through the origin f(x) = x f'(x), so x * gradient is
+    // already y * gradient: the pass rule needs no edit (and no copy of the input).
+    if (r.rule && r.rule->kind() == Rule::Kind::Pass &&
+        (m.type_name == "ReLU" || m.type_name == "LeakyReLU" || m.type_name == "PReLU"))
+      continue;
     impl_->pass.layers.emplace(m.name, std::move(L));
   }
 }
