@@ -98,9 +98,10 @@ def main():
         with open(args.breakdown) as f:
             bd = json.load(f)
         print()
-        print("Where the C++ time goes (`strata_lens_bench --breakdown`: `LogitLens::end_batch`'s "
-              "ATen calls replayed step by step; CPU ms per batch, median; summed over the calls "
-              "of one batch):")
+        print("What the first `LogitLens::end_batch` spent its time on (`strata_lens_bench "
+              "--breakdown` replays that version's ATen calls step by step, plus the rewrites R "
+              "and F; kept as the record of why the lens is built the way it is now; CPU ms per "
+              "batch, median; summed over the calls of one batch):")
         print()
         print("| step | calls / batch | CPU ms / batch |")
         print("| --- | ---: | ---: |")
