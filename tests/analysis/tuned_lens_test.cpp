@@ -13,7 +13,8 @@
 #include <strata/io/safetensors.h>
 #include <strata/model/model.h>
 #include <strata/text/tokenizer.h>
-#include <sys/wait.h>
+#include "stories260k.h"
+#include "test_process.h"
 #include <torch/csrc/jit/api/module.h>
 #include <unistd.h>
 
@@ -33,34 +34,12 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-std::string shared_file(const std::string& file) {
-  const std::string path = std::string(STRATA_SOURCE_DIR) + "/../shared/models/stories260K/" + file;
-  if (!fs::exists(path)) {
-    throw std::runtime_error("missing " + path +
-                             ": download stories260K.bin and tok512.bin from the Hugging Face "
-                             "repository karpathy/tinyllamas (folder stories260K/)");
-  }
-  return path;
-}
-
-std::string model_path() {
-  const std::string path = std::string(STRATA_FIXTURE_DIR) + "/stories260K.pt";
-  if (!fs::exists(path)) {
-    throw std::runtime_error("missing " + path +
-                             ": run the tests through ctest (its llama2c.convert step writes it)");
-  }
-  return path;
-}
-
-const Model& model() {
-  static const Model m = Model::load(model_path());
-  return m;
-}
-
-const Tokenizer& tokenizer() {
-  static const Tokenizer t = Tokenizer::load(shared_file("tok512.bin"));
-  return t;
-}
+using testing::ProcResult;
+using testing::run_process;
+std::string shared_file(const std::string& file) { return testing::stories260k_file(file); }
+std::string model_path() { return testing::stories260k_model_path(); }
+const Model& model() { return testing::stories260k_model(); }
+const Tokenizer& tokenizer() { return testing::stories260k_tokenizer(); }
 
 const LensStructure& structure() {
   static const LensStructure s = find_lens_structure(model(), {at::ones({1, 4}, at::kLong)});
@@ -363,31 +342,7 @@ TEST(TunedLens, BadInputsAreErrors) {
 // ---------------------------------------------------------------------------------------------
 // strata lens-train
 
-struct ProcResult {
-  int code = -1;
-  std::string out;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-ProcResult run(const std::vector<std::string>& argv) {
-  std::string cmd;
-  for (const auto& a : argv) cmd += quote(a) + " ";
-  cmd += "2>&1";
-  ProcResult r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) throw std::runtime_error("cannot run " + cmd);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+ProcResult run(const std::vector<std::string>& argv) { return run_process(argv); }
 
 class LensTrainCli : public ::testing::Test {
  protected:

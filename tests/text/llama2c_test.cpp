@@ -7,7 +7,9 @@
 #include <strata/core/error.h>
 #include <strata/model/model.h>
 #include <strata/text/tokenizer.h>
-#include <sys/wait.h>
+#include "scratch.h"
+#include "stories260k.h"
+#include "test_process.h"
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,69 +33,20 @@ const char* const kExpectedStart =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
     "One day, she saw a big, red ball.";
 
-// The shared model files; a missing one fails the test with where to get it.
-std::string stories260k(const std::string& file) {
-  const std::string dir = std::string(STRATA_SOURCE_DIR) + "/../shared/models/stories260K";
-  const std::string path = dir + "/" + file;
-  if (!fs::exists(path)) {
-    throw std::runtime_error("missing " + path +
-                             ": download stories260K.bin and tok512.bin from the Hugging Face "
-                             "repository karpathy/tinyllamas (folder stories260K/) into " +
-                             dir);
-  }
-  return path;
+std::string stories260k(const std::string& file) { return testing::stories260k_file(file); }
+
+std::string converted_model() { return testing::stories260k_model_path(); }
+
+const Model& model() { return testing::stories260k_model(); }
+
+testing::ProcResult run_converter(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {STRATA_PYTHON,
+                                   std::string(STRATA_SOURCE_DIR) + "/tools/llama2c/convert.py"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return testing::run_process(argv);
 }
 
-// The converted model that ctest's llama2c.convert step wrote.
-std::string converted_model() {
-  stories260k("stories260K.bin");
-  const std::string path = std::string(STRATA_FIXTURE_DIR) + "/stories260K.pt";
-  if (!fs::exists(path)) {
-    throw std::runtime_error("missing " + path +
-                             ": run the tests through ctest (its llama2c.convert step writes it)");
-  }
-  return path;
-}
-
-const Model& model() {
-  static const Model m = Model::load(converted_model());
-  return m;
-}
-
-struct ConverterRun {
-  int code = -1;
-  std::string output;  // stdout and stderr
-};
-
-ConverterRun run_converter(const std::vector<std::string>& args) {
-  std::string cmd =
-      std::string(STRATA_PYTHON) + " " + STRATA_SOURCE_DIR + "/tools/llama2c/convert.py";
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " 2>&1";
-  ConverterRun r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) throw std::runtime_error("cannot run " + cmd);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-// A file in this process's scratch directory, removed when the test program exits.
-std::string temp_path(const std::string& name) {
-  struct ScratchDir {
-    fs::path path = fs::temp_directory_path() / ("strata_llama2c_" + std::to_string(::getpid()));
-    ScratchDir() { fs::create_directories(path); }
-    ~ScratchDir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  };
-  static const ScratchDir dir;
-  return (dir.path / name).string();
-}
+std::string temp_path(const std::string& name) { return testing::scratch_path(name); }
 
 at::Tensor logits_of(const std::vector<int64_t>& tokens) {
   at::NoGradGuard no_grad;
@@ -170,12 +123,12 @@ TEST(Llama2c, GreedyGenerationFromBosTellsTheStory) {
 
 TEST(Llama2c, ConverterCheckComparesScriptedEagerAndReference) {
   const std::string out = temp_path("checked.pt");
-  const ConverterRun r = run_converter({stories260k("stories260K.bin"), out, "--check"});
-  EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("wrote " + out));
-  EXPECT_THAT(r.output, HasSubstr("check T=33: max|eager-scripted| "));
-  EXPECT_THAT(r.output, HasSubstr("max|eager-run.c reference|"));
-  EXPECT_THAT(r.output, Not(HasSubstr("MISMATCH")));
+  const testing::ProcResult r = run_converter({stories260k("stories260K.bin"), out, "--check"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("wrote " + out));
+  EXPECT_THAT(r.out, HasSubstr("check T=33: max|eager-scripted| "));
+  EXPECT_THAT(r.out, HasSubstr("max|eager-run.c reference|"));
+  EXPECT_THAT(r.out, Not(HasSubstr("MISMATCH")));
   EXPECT_TRUE(fs::exists(out));
 }
 
@@ -198,10 +151,10 @@ TEST(Llama2c, ConverterHandlesAnUnsharedClassifierWithoutGroupedHeads) {
   }
   const std::string in = temp_path("unshared.bin"), out = temp_path("unshared.pt");
   std::ofstream(in, std::ios::binary) << bytes;
-  const ConverterRun r = run_converter({in, out, "--check"});
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("vocab 40, seq_len 16, separate classifier"));
-  EXPECT_THAT(r.output, Not(HasSubstr("MISMATCH")));
+  const testing::ProcResult r = run_converter({in, out, "--check"});
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("vocab 40, seq_len 16, separate classifier"));
+  EXPECT_THAT(r.out, Not(HasSubstr("MISMATCH")));
 
   const Model m = Model::load(out);
   at::NoGradGuard no_grad;
@@ -211,9 +164,9 @@ TEST(Llama2c, ConverterHandlesAnUnsharedClassifierWithoutGroupedHeads) {
 }
 
 TEST(Llama2c, ConverterRejectsBadFilesInOneLine) {
-  const ConverterRun missing = run_converter({"/nonexistent/model.bin", temp_path("x.pt")});
+  const testing::ProcResult missing = run_converter({"/nonexistent/model.bin", temp_path("x.pt")});
   EXPECT_EQ(missing.code, 1);
-  EXPECT_EQ(missing.output,
+  EXPECT_EQ(missing.out,
             "convert.py: /nonexistent/model.bin: no such file (llama2.c "
             "checkpoints: https://huggingface.co/karpathy/tinyllamas)\n");
 
@@ -222,19 +175,19 @@ TEST(Llama2c, ConverterRejectsBadFilesInOneLine) {
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string cut = temp_path("cut.bin");
   std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() - 4);
-  const ConverterRun short_file = run_converter({cut, temp_path("cut.pt")});
+  const testing::ProcResult short_file = run_converter({cut, temp_path("cut.pt")});
   EXPECT_EQ(short_file.code, 1);
-  EXPECT_EQ(std::count(short_file.output.begin(), short_file.output.end(), '\n'), 1)
-      << short_file.output;
-  EXPECT_THAT(short_file.output, HasSubstr(cut + ": 1056536 bytes, but its header (dim 64, "));
-  EXPECT_THAT(short_file.output, HasSubstr("needs 1056540"));
+  EXPECT_EQ(std::count(short_file.out.begin(), short_file.out.end(), '\n'), 1)
+      << short_file.out;
+  EXPECT_THAT(short_file.out, HasSubstr(cut + ": 1056536 bytes, but its header (dim 64, "));
+  EXPECT_THAT(short_file.out, HasSubstr("needs 1056540"));
   EXPECT_FALSE(fs::exists(temp_path("cut.pt")));
 
   const std::string tiny = temp_path("tiny.bin");
   std::ofstream(tiny, std::ios::binary) << "abc";
-  const ConverterRun tiny_run = run_converter({tiny, temp_path("tiny.pt")});
+  const testing::ProcResult tiny_run = run_converter({tiny, temp_path("tiny.pt")});
   EXPECT_EQ(tiny_run.code, 1);
-  EXPECT_THAT(tiny_run.output, HasSubstr("too short for the 28-byte llama2.c header"));
+  EXPECT_THAT(tiny_run.out, HasSubstr("too short for the 28-byte llama2.c header"));
 }
 
 }  // namespace

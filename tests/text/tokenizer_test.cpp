@@ -5,7 +5,8 @@
 #include <gtest/gtest.h>
 #include <strata/core/error.h>
 #include <strata/text/tokenizer.h>
-#include <sys/wait.h>
+#include "scratch.h"
+#include "stories260k.h"
 #include <unistd.h>
 
 #include <cstdio>
@@ -24,18 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-// The shared model files; a missing one fails the test with where to get it.
-std::string stories260k(const std::string& file) {
-  const std::string dir = std::string(STRATA_SOURCE_DIR) + "/../shared/models/stories260K";
-  const std::string path = dir + "/" + file;
-  if (!fs::exists(path)) {
-    throw std::runtime_error("missing " + path +
-                             ": download stories260K.bin and tok512.bin from the Hugging Face "
-                             "repository karpathy/tinyllamas (folder stories260K/) into " +
-                             dir);
-  }
-  return path;
-}
+std::string stories260k(const std::string& file) { return testing::stories260k_file(file); }
 
 const Tokenizer& tok512() {
   static const Tokenizer t = Tokenizer::load(stories260k("tok512.bin"));
@@ -51,19 +41,7 @@ std::string error_of(const std::function<void()>& f) {
   return "<no strata::Error>";
 }
 
-// A file in this process's scratch directory, removed when the test program exits.
-std::string temp_path(const std::string& name) {
-  struct ScratchDir {
-    fs::path path = fs::temp_directory_path() / ("strata_text_" + std::to_string(::getpid()));
-    ScratchDir() { fs::create_directories(path); }
-    ~ScratchDir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  };
-  static const ScratchDir dir;
-  return (dir.path / name).string();
-}
+std::string temp_path(const std::string& name) { return testing::scratch_path(name); }
 
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
