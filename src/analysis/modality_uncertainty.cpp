@@ -173,54 +173,61 @@ std::optional<double> LogisticFit::crossing(double lo, double hi) const {
 namespace {
 
 // Mean negative log-likelihood of the logistic model (+ the slope's ridge term) and its
-// gradient. The mean (not the sum) keeps the first LBFGS steps of the same size whatever n.
+// gradient. The mean (not the sum) keeps the first LBFGS steps of the same size whatever n. The
+// per-item terms are evaluated with ATen's vectorized exp/log1p over the (gathered) items: the
+// transcendentals dominate the bootstrap's cost.
 class LogisticLoss {
  public:
   static constexpr double kRidge = 1e-6;
 
   LogisticLoss(const std::vector<double>& x, const std::vector<int>& y, const int32_t* idx,
                int64_t n)
-      : x_(x), y_(y), idx_(idx), n_(n) {}
+      : n_(n) {
+    xs_ = at::empty({n}, at::kDouble);
+    ys_ = at::empty({n}, at::kDouble);
+    double* px = xs_.data_ptr<double>();
+    double* py = ys_.data_ptr<double>();
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t j = idx ? idx[i] : i;
+      px[i] = x[j];
+      py[i] = y[j];
+    }
+  }
 
   double operator()(const Eigen::VectorXd& w, Eigen::VectorXd& grad) {
-    double f = 0, ga = 0, gb = 0;
-    for (int64_t i = 0; i < n_; ++i) {
-      const int64_t j = idx_ ? idx_[i] : i;
-      const double xi = x_[j];
-      const double z = w[0] + w[1] * xi;
-      // log(1 + e^z) − y z and σ(z), stably, with one exp: e = e^(−|z|).
-      const double e = std::exp(-std::abs(z));
-      const double softplus = std::max(z, 0.0) + std::log1p(e);
-      f += softplus - y_[j] * z;
-      const double p = z > 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-      ga += p - y_[j];
-      gb += (p - y_[j]) * xi;
-    }
+    // log(1 + e^z) − y z and σ(z), stably, with one exp: e = e^(−|z|).
+    const at::Tensor z = xs_ * w[1] + w[0];
+    const at::Tensor e = at::exp(-at::abs(z));
+    const at::Tensor softplus = at::clamp_min(z, 0.0) + at::log1p(e);
+    const at::Tensor p = at::where(z > 0, 1.0 / (1.0 + e), e / (1.0 + e));
+    const at::Tensor r = p - ys_;
     const double inv = 1.0 / static_cast<double>(n_);
-    f = f * inv + kRidge * w[1] * w[1];
-    grad[0] = ga * inv;
-    grad[1] = gb * inv + 2 * kRidge * w[1];
+    const double f = (softplus - ys_ * z).sum().item<double>() * inv + kRidge * w[1] * w[1];
+    grad[0] = r.sum().item<double>() * inv;
+    grad[1] = at::dot(r, xs_).item<double>() * inv + 2 * kRidge * w[1];
     // A step so long that the loss overflows: tell the line search to step back.
     if (!std::isfinite(f)) return std::numeric_limits<double>::infinity();
     return f;
   }
 
  private:
-  const std::vector<double>& x_;
-  const std::vector<int>& y_;
-  const int32_t* idx_;
+  at::Tensor xs_, ys_;
   int64_t n_;
 };
 
+// `start`: the point LBFGS starts from (the problem is convex, so only the number of iterations
+// depends on it; bootstrap refits start from the full data's fit).
 LogisticFit fit_logistic_impl(const std::vector<double>& x, const std::vector<int>& y,
-                              const int32_t* idx, int64_t n) {
+                              const int32_t* idx, int64_t n, double start_a = 0,
+                              double start_b = 0) {
   LogisticLoss loss(x, y, idx, n);
   LBFGSpp::LBFGSParam<double> param;
   param.epsilon = 1e-10;
   param.epsilon_rel = 1e-10;
   param.max_iterations = 500;
   LBFGSpp::LBFGSSolver<double> solver(param);
-  Eigen::VectorXd w = Eigen::VectorXd::Zero(2);
+  Eigen::VectorXd w(2);
+  w << start_a, start_b;
   double fx = 0;
   LogisticFit fit;
   try {
@@ -428,7 +435,8 @@ ModalityResult ModalityUncertainty::analyze(const at::Tensor& text_in, const at:
     std::vector<double> cross(o.bootstrap, std::numeric_limits<double>::quiet_NaN());
     at::parallel_for(0, o.bootstrap, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        const LogisticFit f = fit_logistic_impl(x, y, idx.data() + b * used, used);
+        const LogisticFit f =
+            fit_logistic_impl(x, y, idx.data() + b * used, used, r.fit->intercept, r.fit->slope);
         if (auto c = f.crossing(r.x_min, r.x_max)) cross[b] = *c;
       }
     });
