@@ -226,6 +226,32 @@ TEST(LrpFaceApi, ZeroRuleIsGradientTimesInputOnRealModel) {
   }
 }
 
+// Zennit's three composites on the real network against tests/lrp/face_lrp_reference.py: relevance
+// propagated the way Zennit does it (per-layer BasicHooks with autograd, Norm on every sum, Pass
+// on activations) over the network's known structure, sharing no code with strata.
+TEST(LrpFaceApi, PresetsEqualZennitStyleReference) {
+  // float64 copies of the model and faces (alpha2-beta1 multiplies relevance ~10^6-fold here).
+  Model model = Model::load(lrp_fixture("face_expression_f64.pt"));
+  const TensorMap ref = tensors("face_gradxinput.safetensors");
+  const at::Tensor x = ref.at("arg0_f64");
+  const at::Tensor top = ref.at("top");
+  const std::vector<std::pair<std::string, Composite>> presets = {
+      {"gamma_box", Composite::epsilon_gamma_box(-0.49, 0.6)},
+      {"plus_flat", Composite::epsilon_plus_flat()},
+      {"alpha2_beta1", Composite::epsilon_alpha2_beta1()}};
+  for (const auto& [name, composite] : presets) {
+    const at::Tensor expected = ref.at("zennit_style/" + name);
+    ASSERT_EQ(expected.scalar_type(), at::kDouble);
+    for (int64_t i = 0; i < expected.size(0); ++i) {
+      const LrpResult r = lrp(model, {x.slice(0, i, i + 1)}, top[i].item<int64_t>(), composite);
+      const at::Tensor e = expected.slice(0, i, i + 1);
+      EXPECT_LT(max_abs_diff(r.relevance, e), 2e-3 * e.abs().max().item<double>())
+          << name << " face " << i << ": sums " << r.relevance.sum().item<double>() << " vs "
+          << e.sum().item<double>();
+    }
+  }
+}
+
 TEST(LrpFaceApi, PresetsGiveFiniteRelevanceAndATable) {
   Model model = Model::load(faceapi("face_expression.pt"));
   const at::Tensor x =

@@ -308,9 +308,30 @@ def face_case(out, faceapi):
     y = net(xi)
     top = y.argmax(dim=1)
     y.gather(1, top[:, None]).sum().backward()
-    stio.save(os.path.join(out, "face_gradxinput.safetensors"),
-              {"grad_x_input": (xi.grad * x).detach(), "top": top.to(torch.int64),
-               "logits": y.detach()})
+    refs = {"grad_x_input": (xi.grad * x).detach(), "top": top.to(torch.int64),
+            "logits": y.detach()}
+    # Zennit-style LRP (tests/lrp/face_lrp_reference.py) on the eager network rebuilt from the
+    # package's weights, for the first faces and their top class.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                    "tools", "faceapi"))
+    import convert
+    import face_lrp_reference as ref
+    # In float64: alpha2-beta1 multiplies relevance ~10^6-fold over this network, so float32
+    # rounding alone would blur the comparison.
+    eager = convert.build(convert.load_weights(os.path.join(faceapi, "package", "model"),
+                                               "face_expression_model")).double().eval()
+    torch.jit.script(eager).save(os.path.join(out, "face_expression_f64.pt"))
+    x64 = x.double()
+    n = min(3, x.shape[0])
+    for comp in ("gamma_box", "plus_flat", "alpha2_beta1"):
+        rel = []
+        for i in range(n):
+            r, logits = ref.explain(eager, x64[i:i + 1], int(top[i]), comp, low=-0.49, high=0.6)
+            assert torch.allclose(logits.float(), y[i:i + 1].detach(), atol=1e-3), "eager != TorchScript"
+            rel.append(r)
+        refs["zennit_style/" + comp] = torch.cat(rel)
+    refs["arg0_f64"] = x64[:n]
+    stio.save(os.path.join(out, "face_gradxinput.safetensors"), refs)
 
 
 def main():
