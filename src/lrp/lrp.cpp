@@ -78,6 +78,11 @@ struct Layer {
   torch::jit::Module mod;
   at::Tensor weight, bias;  // bias undefined when the module has none
   int64_t channel_dim = 1;  // where a bias adds: 1 for convolutions, -1 for Linear
+  // Direct ATen call for plain Linear / ConvNd (zero padding) with modified parameters, instead of
+  // running the module's TorchScript forward with swapped attributes.
+  enum class Fast { None, Linear, Conv } fast = Fast::None;
+  std::vector<int64_t> stride, padding, dilation;
+  int64_t groups = 1;
   // Per forward call:
   at::Tensor input;
   at::Tensor last_input;  // input of the latest completed call (a following BatchNorm needs it)
@@ -99,8 +104,53 @@ at::Tensor optional_tensor_attr(const torch::jit::Module& m, const std::string& 
   return v.isTensor() ? v.toTensor() : at::Tensor();
 }
 
+std::optional<std::vector<int64_t>> int_list(const torch::jit::Module& m, const std::string& name) {
+  if (!m.hasattr(name)) return std::nullopt;
+  const c10::IValue v = m.attr(name);
+  std::vector<int64_t> out;
+  if (v.isTuple()) {
+    for (const auto& e : v.toTupleRef().elements()) {
+      if (!e.isInt()) return std::nullopt;
+      out.push_back(e.toInt());
+    }
+  } else if (v.isIntList()) {
+    out = v.toIntVector();
+  } else {
+    return std::nullopt;
+  }
+  return out;
+}
+
+// Sets up the direct ATen path for Linear and zero-padded Conv1d/2d/3d when the module exposes
+// its hyper-parameters (scripted modules do); other modules run their own forward.
+void setup_fast_path(Layer& L) {
+  if (L.type == "Linear") {
+    L.fast = Layer::Fast::Linear;
+    return;
+  }
+  if (L.type != "Conv1d" && L.type != "Conv2d" && L.type != "Conv3d") return;
+  const auto stride = int_list(L.mod, "stride"), padding = int_list(L.mod, "padding"),
+             dilation = int_list(L.mod, "dilation");
+  if (!stride || !padding || !dilation || !L.mod.hasattr("groups") ||
+      !L.mod.hasattr("padding_mode"))
+    return;
+  const c10::IValue groups = L.mod.attr("groups"), mode = L.mod.attr("padding_mode");
+  if (!groups.isInt() || !mode.isString() || mode.toStringRef() != "zeros") return;
+  L.stride = *stride;
+  L.padding = *padding;
+  L.dilation = *dilation;
+  L.groups = groups.toInt();
+  L.fast = Layer::Fast::Conv;
+}
+
 // Runs `L` on `in` with weight `w` and bias `b` (undefined: no bias), hooks suspended.
 at::Tensor run_layer(Layer& L, const at::Tensor& in, const at::Tensor& w, const at::Tensor& b) {
+  if (L.fast == Layer::Fast::Linear) return at::linear(in, w, b);
+  if (L.fast == Layer::Fast::Conv) {
+    const std::vector<int64_t> out_pad(L.stride.size(), 0);
+    return at::convolution(in, w, b, L.stride, L.padding, L.dilation, /*transposed=*/false,
+                           out_pad, L.groups);
+  }
   SuspendHooks quiet;
   struct Restore {
     Layer& L;
@@ -379,6 +429,7 @@ LrpExplainer::LrpExplainer(const Model& model, Composite composite, LrpOptions o
                    ") has none; map it with 'pass' or leave it to the composite");
       L.weight = w;
       L.bias = optional_tensor_attr(L.mod, "bias");
+      setup_fast_path(L);
     }
     impl_->rules.emplace_back(m.name, r.rule ? r.rule->describe() : "merge into the layer before");
     // For piecewise-linear activations through the origin f(x) = x f'(x), so x * gradient is
