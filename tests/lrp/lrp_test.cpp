@@ -134,6 +134,18 @@ TEST(Lrp, EpsilonPlusFlatConservesOnReluNetwork) {
   EXPECT_NEAR(r.input_sum / r.output_score, 1.0, 1e-3);
 }
 
+// torchvision's ResNet pattern: in-place ReLU modules, `out += identity`, downsample branches; the
+// merged network is bias-free, so every composite that conserves must give back the score.
+TEST(Lrp, ConservesOnResNetWithInPlaceOps) {
+  Model model = Model::load(lrp_fixture("resnet.pt"));
+  const at::Tensor x = tensors("resnet.safetensors").at("arg0");
+  for (const std::string name : {"epsilon", "epsilon_gamma_box:-5:5"}) {
+    const LrpResult r = lrp(model, {x}, 3, Composite::preset(name));
+    EXPECT_NEAR(r.input_sum / r.output_score, 1.0, 1e-3) << name;
+    EXPECT_EQ(r.merged.size(), 8u) << name;  // stem, 2 x 2 in layer1, 2 + downsample in layer2
+  }
+}
+
 TEST(Lrp, ActivationsNeedAnElementWiseRule) {
   // Activations get the pass rule; a weight rule there is refused, naming the module.
   Model model = Model::load(lrp_fixture("mobile_net.pt"));

@@ -260,6 +260,66 @@ def mobile_case(out):
     torch.jit.script(net).save(os.path.join(out, "mobile_net_bias.pt"))
 
 
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock: in-place ReLU, `out += identity`, a downsample branch."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                            nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class ResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = nn.Sequential(BasicBlock(8, 8, 1), BasicBlock(8, 8, 1))
+        self.layer2 = nn.Sequential(BasicBlock(8, 16, 2))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10, bias=False)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet_case(out):
+    torch.manual_seed(0)
+    net = ResNet()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+                m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+                m.running_mean.copy_(torch.randn(c, generator=gen))
+                m.bias.copy_(m.weight / torch.sqrt(m.running_var + m.eps) * m.running_mean)
+    net.eval()
+    torch.jit.script(net).save(os.path.join(out, "resnet.pt"))
+    stio.save(os.path.join(out, "resnet.safetensors"), {"arg0": torch.randn(1, 3, 32, 32, generator=gen)})
+
+
 class LonelyNorm(nn.Module):
     def __init__(self):
         super().__init__()
@@ -341,6 +401,7 @@ def main():
     torch.set_default_dtype(torch.float32)
     relu_case(out)
     mobile_case(out)
+    resnet_case(out)
     torch.jit.script(LonelyNorm().eval()).save(os.path.join(out, "lonely_bn.pt"))
     torch.jit.script(WithLayerNorm().eval()).save(os.path.join(out, "layernorm_net.pt"))
     torch.jit.script(Hand().eval()).save(os.path.join(out, "hand.pt"))
