@@ -426,6 +426,20 @@ ModalityResult ModalityUncertainty::analyze(const at::Tensor& text_in, const at:
           "(it stays {} 0.5: the model follows {} throughout); no balance point",
           r.x_min, r.x_max, p_mid > 0.5 ? "above" : "below", p_mid > 0.5 ? "text" : "the image");
     }
+    // The fit may cross 0.5 where the data never do (a misfit at the edge of the range): the
+    // binned curve must reach 0.5 from both sides too, or there is no balance point.
+    bool above = false, below = false;
+    for (const auto& c : r.curve) {
+      above = above || c.p_text >= 0.5;
+      below = below || c.p_text <= 0.5;
+    }
+    if (r.balance_point && !(above && below)) {
+      r.note = fmt::format(
+          "every bin of the curve has p_text {} 0.5 (the model follows {} throughout), although "
+          "the logistic fit crosses 0.5 at {:.3f}; no balance point",
+          above ? "above" : "below", above ? "text" : "the image", *r.balance_point);
+      r.balance_point.reset();
+    }
   }
   if (r.balance_point && o.bootstrap > 0) {
     std::mt19937_64 rng(o.seed);

@@ -341,6 +341,31 @@ TEST(ModalityUncertainty, NoMadeUpBalancePointWhenTheCurveNeverCrosses) {
   EXPECT_THAT(r.note, HasSubstr("follows text"));
   d = modality_report(r).data;
   EXPECT_TRUE(d["balance_point"].is_null());
+  // Every bin above 0.5 (52% text in four clusters, 60% in the last) while the nearly flat fit
+  // crosses 0.5 inside the range (near −1.16): the data never reach 0.5, so no balance point.
+  {
+    std::vector<std::vector<float>> T, V, J;
+    auto add = [&](double st, double sv, int n_text, int n) {
+      for (int i = 0; i < n; ++i) {
+        T.push_back(peaked(4, 0, st));
+        V.push_back(peaked(4, 1, sv));
+        J.push_back(peaked(4, i < n_text ? 0 : 1, 1));
+      }
+    };
+    add(8, 0.05, 26, 50);    // ΔH_rel ≈ −1.97
+    add(3, 0.5, 156, 300);   // ≈ −0.88
+    add(2, 2, 156, 300);     // 0
+    add(0.5, 3, 156, 300);   // ≈ +0.88
+    add(0.05, 8, 360, 600);  // ≈ +1.97
+    const ModalityResult e = ModalityUncertainty(ModalityOptions().set_bootstrap(20))
+                                 .analyze(rows_to_tensor(T), rows_to_tensor(V), rows_to_tensor(J));
+    ASSERT_TRUE(e.fit);
+    ASSERT_TRUE(e.fit->crossing(e.x_min, e.x_max)) << "the case needs a fit crossing in range";
+    for (const auto& b : e.curve) EXPECT_GT(b.p_text, 0.5);
+    EXPECT_FALSE(e.balance_point);
+    EXPECT_FALSE(e.balance_point_ci);
+    EXPECT_THAT(e.note, HasSubstr("every bin of the curve has p_text above 0.5"));
+  }
   // The picture says so too, and renders.
   const Image img = modality_curve_image(r);
   EXPECT_GT(img.width(), 100);

@@ -12,7 +12,8 @@
 //   curve         P(follows text) in bins of ΔH_rel, with Wilson score intervals
 //   fit           a logistic regression P(text) = σ(a + b·ΔH_rel), maximum likelihood (LBFGS++)
 //   balance point the ΔH_rel where the fit crosses 0.5 (−a/b), only when that lies inside the
-//                 observed ΔH_rel range, with a seeded percentile-bootstrap interval
+//                 observed ΔH_rel range and the bins reach 0.5 from both sides, with a seeded
+//                 percentile-bootstrap interval
 //   oscillation   with the joint run's logit-lens logits per layer: switches of the layer-wise
 //                 top-1 between the text answer and the image answer, mean per item in the
 //                 ambiguous region |ΔH_rel − bp| ≤ window and in the clear region, and the
