@@ -50,7 +50,11 @@ class Classifier {
  public:
   Classifier(ProbeKind kind, const ProbeOptions& o)
       : kind_(kind),
-        logistic_(LogisticOptions().set_tol(o.tol).set_max_iter(o.max_iter).set_warm_start(true)) {}
+        logistic_(LogisticOptions()
+                      .set_tol(o.tol)
+                      .set_max_iter(o.max_iter)
+                      .set_warm_start(true)
+                      .set_double_precision(o.double_precision)) {}
   void fit(const at::Tensor& x, const at::Tensor& y, double C) {
     if (kind_ == ProbeKind::Logistic) {
       logistic_.options().C = C;

@@ -4,7 +4,6 @@
 #include <ATen/Parallel.h>
 #include <Eigen/Core>
 #include <LBFGS.h>
-#include <LBFGSpp/LineSearchNocedalWright.h>
 
 #include <strata/core/error.h>
 
@@ -22,23 +21,25 @@ namespace {
 // C * sum CE + ||W||^2 / 2 (the same minimizer; gradients of order one for the tolerance):
 //   f(W, b) = mean_i CE_i + ||W||^2 / (2 C N)
 // Parameters: W row-major [Kf, D], then b [Kf]. Kf = 1 for two classes (sigmoid), else K.
+template <typename T>
 class Objective {
  public:
   Objective(const at::Tensor& x, const std::vector<int32_t>& y, int64_t kf, double C)
       : x_(x), y_(y), n_(x.size(0)), d_(x.size(1)), kf_(kf), C_(C) {
-    w_ = at::empty({kf_, d_}, at::kFloat);
-    z_ = at::empty({n_, kf_}, at::kFloat);
-    g_ = at::empty({kf_, d_}, at::kFloat);
+    const auto dt = x.scalar_type();
+    w_ = at::empty({kf_, d_}, dt);
+    z_ = at::empty({n_, kf_}, dt);
+    g_ = at::empty({kf_, d_}, dt);
   }
 
   double operator()(const Eigen::VectorXd& p, Eigen::VectorXd& grad) {
     const int64_t kd = kf_ * d_;
-    float* w = w_.data_ptr<float>();
-    for (int64_t i = 0; i < kd; ++i) w[i] = static_cast<float>(p[i]);
+    T* w = w_.data_ptr<T>();
+    for (int64_t i = 0; i < kd; ++i) w[i] = static_cast<T>(p[i]);
     // Z = X W^T: the one large product (N x D x K), in float32 through BLAS.
     at::mm_out(z_, x_, w_.t());
     const double* b = p.data() + kd;
-    float* z = z_.data_ptr<float>();
+    T* z = z_.data_ptr<T>();
     const int32_t* y = y_.data();
     const int64_t kf = kf_;
     // Softmax / sigmoid, the loss, and Z := P - Y in place, in parallel over rows; per-chunk
@@ -54,14 +55,14 @@ class Objective {
         double* bs = bsum.data() + c * kf;
         const int64_t r1 = std::min(n_, (c + 1) * grain);
         for (int64_t r = c * grain; r < r1; ++r) {
-          float* zr = z + r * kf;
+          T* zr = z + r * kf;
           if (kf == 1) {
             const double t = zr[0] + b[0];
             const double yt = y[r];
             // softplus(t) - y t, and sigmoid(t) - y, without overflow
             l += std::max(t, 0.0) + std::log1p(std::exp(-std::abs(t))) - yt * t;
             const double s = t >= 0 ? 1 / (1 + std::exp(-t)) : std::exp(t) / (1 + std::exp(t));
-            zr[0] = static_cast<float>(s - yt);
+            zr[0] = static_cast<T>(s - yt);
             bs[0] += s - yt;
           } else {
             double m = -std::numeric_limits<double>::infinity();
@@ -76,7 +77,7 @@ class Objective {
             const double inv = 1 / s;
             for (int64_t k = 0; k < kf; ++k) {
               const double pk = e[k] * inv - (k == y[r] ? 1.0 : 0.0);
-              zr[k] = static_cast<float>(pk);
+              zr[k] = static_cast<T>(pk);
               bs[k] += pk;
             }
           }
@@ -90,7 +91,7 @@ class Objective {
     const double reg = inv_n / C_;
     double total = 0, wsq = 0;
     for (double l : loss) total += l;
-    const float* g = g_.data_ptr<float>();
+    const T* g = g_.data_ptr<T>();
     for (int64_t i = 0; i < kd; ++i) {
       grad[i] = g[i] * inv_n + reg * p[i];
       wsq += p[i] * p[i];
@@ -119,12 +120,42 @@ class Objective {
   at::Tensor w_, z_, g_;
 };
 
-at::Tensor as_float_matrix(const at::Tensor& x, const char* caller) {
+at::Tensor as_matrix(const at::Tensor& x, const char* caller, at::ScalarType dtype) {
   STRATA_CHECK(x.defined() && x.dim() == 2, caller, ": features must be 2-D [N, D], got ",
                x.defined() ? str_cat("shape ", x.sizes()) : std::string("none"));
   STRATA_CHECK(x.is_floating_point(), caller, ": features must be floating point, got ",
                x.scalar_type());
-  return x.to(at::kCPU).to(at::kFloat).contiguous();
+  return x.to(at::kCPU).to(dtype).contiguous();
+}
+
+template <typename T>
+void minimize(Objective<T>& f, const LogisticOptions& o, Eigen::VectorXd& p, int64_t& iterations,
+              bool& converged) {
+  LBFGSpp::LBFGSParam<double> param;
+  param.m = static_cast<int>(o.history);
+  param.epsilon = o.tol;
+  param.epsilon_rel = 0;
+  param.max_iterations = static_cast<int>(o.max_iter);
+  param.linesearch = LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE;
+  param.max_linesearch = 40;
+  LBFGSpp::LBFGSSolver<double, LBFGSpp::LineSearchBacktracking> solver(param);
+  double fx = 0;
+  converged = false;
+  try {
+    iterations = solver.minimize(f, p, fx);
+    converged = iterations < o.max_iter;
+  } catch (const std::exception&) {
+    // The line search stalls when the products' precision cannot resolve a further decrease,
+    // i.e. at the optimum to working precision: keep the best point seen.
+    iterations = o.max_iter;
+    fx = std::numeric_limits<double>::infinity();
+  }
+  if (f.best_.size() == p.size() && f.best_f_ <= fx) p = f.best_;
+  if (!converged) {
+    Eigen::VectorXd g(p.size());
+    f(p, g);
+    converged = g.norm() <= std::max(o.tol, 1e-4);
+  }
 }
 
 }  // namespace
@@ -141,7 +172,8 @@ LogisticRegression& LogisticRegression::fit(const at::Tensor& x_in, const at::Te
   const char* caller = "LogisticRegression::fit";
   STRATA_CHECK(std::isfinite(options_.C) && options_.C > 0, caller, ": C = ", options_.C,
                "; it must be a positive number");
-  const at::Tensor x = as_float_matrix(x_in, caller);
+  const at::Tensor x =
+      as_matrix(x_in, caller, options_.double_precision ? at::kDouble : at::kFloat);
   const detail::LabelIndex li = detail::index_labels(y_in, caller);
   const int64_t n = x.size(0), d = x.size(1);
   STRATA_CHECK(static_cast<int64_t>(li.index.size()) == n, caller, ": ", li.index.size(),
@@ -163,30 +195,12 @@ LogisticRegression& LogisticRegression::fit(const at::Tensor& x_in, const at::Te
     std::copy(b.data_ptr<double>(), b.data_ptr<double>() + kf, p.data() + kf * d);
   }
 
-  Objective f(x, li.index, kf, options_.C);
-  LBFGSpp::LBFGSParam<double> param;
-  param.m = static_cast<int>(options_.history);
-  param.epsilon = options_.tol;
-  param.epsilon_rel = 0;
-  param.max_iterations = static_cast<int>(options_.max_iter);
-  param.linesearch = LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE;
-  param.max_linesearch = 40;
-  LBFGSpp::LBFGSSolver<double, LBFGSpp::LineSearchNocedalWright> solver(param);
-  double fx = 0;
-  converged_ = false;
-  try {
-    iterations_ = solver.minimize(f, p, fx);
-    converged_ = iterations_ < options_.max_iter;
-  } catch (const std::exception&) {
-    // The line search stalls when float32 products cannot resolve a further decrease, i.e.
-    // at the optimum to working precision: keep the best point seen.
-    iterations_ = options_.max_iter;
-  }
-  if (f.best_.size() == np && f.best_f_ <= fx) p = f.best_;
-  if (!converged_) {
-    Eigen::VectorXd g(np);
-    f(p, g);
-    converged_ = g.norm() <= std::max(options_.tol, 1e-4);
+  if (options_.double_precision) {
+    Objective<double> f(x, li.index, kf, options_.C);
+    minimize(f, options_, p, iterations_, converged_);
+  } else {
+    Objective<float> f(x, li.index, kf, options_.C);
+    minimize(f, options_, p, iterations_, converged_);
   }
 
   classes_ = classes;
@@ -205,8 +219,9 @@ void LogisticRegression::check_fitted(const char* caller, const at::Tensor& x) c
 at::Tensor LogisticRegression::decision_function(const at::Tensor& x_in) const {
   const char* caller = "LogisticRegression::decision_function";
   check_fitted(caller, x_in);
-  const at::Tensor x = as_float_matrix(x_in, caller);
-  return at::addmm(intercept_.to(at::kFloat), x, coef_.to(at::kFloat).t());
+  const auto dt = options_.double_precision ? at::kDouble : at::kFloat;
+  const at::Tensor x = as_matrix(x_in, caller, dt);
+  return at::addmm(intercept_.to(dt), x, coef_.to(dt).t());
 }
 
 at::Tensor LogisticRegression::predict_proba(const at::Tensor& x) const {

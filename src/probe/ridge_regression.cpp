@@ -59,7 +59,8 @@ RidgeRegression& RidgeRegression::fit(const at::Tensor& x_in, const at::Tensor& 
   MatrixRd Wt = A.ldlt().solve(R);  // [D, K]
   STRATA_CHECK(Wt.allFinite(), caller, ": the normal equations are singular (alpha = ", alpha_,
                "); use alpha > 0");
-  coef_ = at::from_blob(Wt.data(), {d, k}, at::kDouble).t().contiguous();
+  // clone(): for k = 1 the transpose is already contiguous and would still point into Wt.
+  coef_ = at::from_blob(Wt.data(), {d, k}, at::kDouble).t().clone(at::MemoryFormat::Contiguous);
   intercept_ = ym - at::mv(coef_, xm);
   return *this;
 }

@@ -75,7 +75,7 @@ def reference(name, x, y, out):
         for f in range(5):
             a, b = folds != f, folds == f
             s = StandardScaler().fit(xtr_raw[a])
-            m = LogisticRegression(C=c, tol=1e-10, max_iter=20000).fit(s.transform(xtr_raw[a]), ytr[a])
+            m = LogisticRegression(C=c, tol=1e-8, max_iter=5000).fit(s.transform(xtr_raw[a]), ytr[a])
             accs.append(m.score(s.transform(xtr_raw[b]), ytr[b]))
         cv.append(np.mean(accs))
     t["cv_grid"] = np.array(CV_GRID)

@@ -64,15 +64,16 @@ TEST_P(Sklearn, LogisticRegressionEqualsScikitLearn) {
   for (double c : {0.01, 1.0, 100.0}) {
     SCOPED_TRACE("C = " + c_key(c));
     const std::string k = "lr_C" + c_key(c);
-    LogisticRegression lr(LogisticOptions().set_C(c).set_tol(1e-7).set_max_iter(20000));
+    LogisticRegression lr(
+        LogisticOptions().set_C(c).set_tol(1e-7).set_max_iter(5000).set_double_precision(true));
     lr.fit(d.xtr, d.ytr);
     const at::Tensor pred = lr.predict(d.xte);
     const double agree = pred.eq(t.at(k + "_pred")).to(at::kDouble).mean().item<double>();
     EXPECT_GE(agree, 0.99);
     EXPECT_NEAR(lr.score(d.xte, d.yte), scalar(t, k + "_test_acc"), 0.005);
-    // The same objective has the same minimizer; C = 100 on digits is nearly unregularized and
-    // flat, so its coefficients are compared looser (float32 products).
-    const double tol = c <= 1.0 ? 2e-3 : 5e-2;
+    // The same objective has the same minimizer; C = 100 is nearly unregularized and flat
+    // (digits, cancer), so its coefficients are compared looser.
+    const double tol = c <= 1.0 ? 1e-3 : 3e-2;
     EXPECT_LT(rel_diff(lr.coef(), t.at(k + "_coef")), tol);
     EXPECT_LT((lr.intercept() - t.at(k + "_intercept")).abs().max().item<double>(),
               tol * std::max(1.0, t.at(k + "_intercept").abs().max().item<double>()));
@@ -98,8 +99,8 @@ TEST_P(Sklearn, RidgeRegressionMultiOutputEqualsScikitLearn) {
   const TensorMap t = reference(GetParam());
   RidgeRegression r(2.5);
   r.fit(t.at("x").to(at::kDouble), t.at("ridge_target"));
-  EXPECT_LT(rel_diff(r.coef(), t.at("ridge_reg_coef")), 1e-6);
-  EXPECT_LT(rel_diff(r.intercept(), t.at("ridge_reg_intercept")), 1e-6);
+  EXPECT_LT(rel_diff(r.coef(), t.at("ridge_reg_coef")), 1e-5);  // cancer: raw features up to 4e3
+  EXPECT_LT(rel_diff(r.intercept(), t.at("ridge_reg_intercept")), 1e-5);
 }
 
 TEST_P(Sklearn, CrossValidationEqualsScikitLearnOnTheSameFolds) {
@@ -109,7 +110,7 @@ TEST_P(Sklearn, CrossValidationEqualsScikitLearnOnTheSameFolds) {
   std::vector<double> Cs(grid.data_ptr<double>(), grid.data_ptr<double>() + grid.numel());
   const std::vector<double> acc =
       cross_validate(t.at("x").index({train}), t.at("y").index({train}), t.at("folds"),
-                     ProbeOptions().set_Cs(Cs).set_tol(1e-7).set_max_iter(20000));
+                     ProbeOptions().set_Cs(Cs).set_tol(1e-7).set_max_iter(3000).set_double_precision(true));
   ASSERT_EQ(acc.size(), Cs.size());
   const at::Tensor want = t.at("cv_accuracy");
   for (size_t i = 0; i < Cs.size(); ++i)

@@ -51,6 +51,7 @@ struct ProbeOptions {
   bool standardize = true;      ///< standardize features with training-split statistics
   double tol = 1e-5;            ///< logistic: gradient-norm tolerance of L-BFGS
   int64_t max_iter = 1000;      ///< logistic: L-BFGS iterations at most
+  bool double_precision = false;  ///< logistic: float64 products (see LogisticOptions)
 
   ProbeOptions& set_kind(ProbeKind v) { kind = v; return *this; }
   ProbeOptions& set_C(std::optional<double> v) { C = v; return *this; }
@@ -63,6 +64,7 @@ struct ProbeOptions {
   ProbeOptions& set_standardize(bool v) { standardize = v; return *this; }
   ProbeOptions& set_tol(double v) { tol = v; return *this; }
   ProbeOptions& set_max_iter(int64_t v) { max_iter = v; return *this; }
+  ProbeOptions& set_double_precision(bool v) { double_precision = v; return *this; }
 };
 
 /// What is probed for, shared by every layer.
