@@ -153,9 +153,7 @@ void add_modality(CLI::App& app, int& status) {
       Model model = Model::load(a->model, LoadOptions().set_device(device));
       ModalityPassOptions po;
       po.set_position(a->position).set_batch_size(a->batch_size).set_layers(!a->no_lens);
-      po.norm = a->norm;
-      po.unembed = a->unembed;
-      po.lens_layers = split_list(a->lens_layers);
+      po.set_norm(a->norm).set_unembed(a->unembed).set_lens_layers(split_list(a->lens_layers));
       ModalityRuns runs =
           run_modality_passes(model, read_args(a->text, device), read_args(a->image, device),
                               read_args(a->joint, device), po);

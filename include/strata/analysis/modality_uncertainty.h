@@ -116,9 +116,9 @@ struct CurveBin {
 
 /// A fitted logistic curve P(text | x) = σ(intercept + slope · x).
 struct LogisticFit {
-  double intercept = 0, slope = 0;
-  double log_likelihood = 0;  ///< at the fit (natural log)
-  bool converged = false;     ///< LBFGS++ reached its gradient tolerance
+  double intercept = 0, slope = 0;  ///< a and b
+  double log_likelihood = 0;        ///< at the fit (natural log)
+  bool converged = false;           ///< LBFGS++ reached its gradient tolerance
   /// The x where the curve is 0.5 (−intercept/slope), when it lies in [lo, hi]; unset otherwise.
   std::optional<double> crossing(double lo, double hi) const;
 };
@@ -128,18 +128,18 @@ struct Oscillation {
   int64_t layers = 0;                      ///< L
   std::optional<double> ambiguous, clear;  ///< mean switches per item; unset when the region
                                            ///< is empty or there is no balance point
-  int64_t n_ambiguous = 0, n_clear = 0;
-  std::optional<double> all;  ///< mean switches over every conflicting item
+  int64_t n_ambiguous = 0, n_clear = 0;    ///< items in each region
+  std::optional<double> all;               ///< mean switches over every conflicting item
   /// Per-layer mean of z_text − z_image over the items of each group (empty groups: empty).
   std::vector<double> diff_all, diff_ambiguous, diff_clear, diff_follows_text, diff_follows_image;
 };
 
 /// Everything analyze() finds.
 struct ModalityResult {
-  ModalityOptions options;
-  int64_t vocab_size = 0;
-  std::vector<ModalityItem> items;  ///< in input order
-  int64_t n_text = 0, n_image = 0, n_other = 0, n_both = 0;
+  ModalityOptions options;                                   ///< the options used
+  int64_t vocab_size = 0;                                    ///< V
+  std::vector<ModalityItem> items;                           ///< in input order
+  int64_t n_text = 0, n_image = 0, n_other = 0, n_both = 0;  ///< items per Follows value
   std::vector<CurveBin> curve;     ///< non-empty bins only, in ΔH_rel order
   double x_min = 0, x_max = 0;     ///< the observed ΔH_rel range of the curve's items
   std::optional<LogisticFit> fit;  ///< unset when fewer than 2 items or one class only
@@ -213,9 +213,9 @@ struct ModalityPassOptions {
                             ///< (negative: from the end); ignored for logits [B, V]
   int64_t batch_size = 64;  ///< rows per forward pass
   bool layers = true;       ///< also decode the joint run with the logit lens
-  /// Passed to find_lens_structure (empty names: found automatically).
-  std::string norm, unembed;
-  std::vector<std::string> lens_layers;
+  std::string norm;         ///< final norm module for find_lens_structure ("": found; "none")
+  std::string unembed;      ///< unembedding module ("": found automatically)
+  std::vector<std::string> lens_layers;  ///< hook-point patterns to decode (empty: found)
 
   ModalityPassOptions& set_position(int64_t v) {
     position = v;
@@ -227,6 +227,18 @@ struct ModalityPassOptions {
   }
   ModalityPassOptions& set_layers(bool v) {
     layers = v;
+    return *this;
+  }
+  ModalityPassOptions& set_norm(std::string v) {
+    norm = std::move(v);
+    return *this;
+  }
+  ModalityPassOptions& set_unembed(std::string v) {
+    unembed = std::move(v);
+    return *this;
+  }
+  ModalityPassOptions& set_lens_layers(std::vector<std::string> v) {
+    lens_layers = std::move(v);
     return *this;
   }
 };
