@@ -79,6 +79,7 @@ class Composite {
   const std::vector<std::pair<std::string, Rule>>& name_rules() const { return names_; }
   /// A short description ("EpsilonPlusFlat", or the rules text).
   const std::string& name() const { return name_; }
+  /// Sets the description shown in reports.
   Composite& set_name(std::string n) {
     name_ = std::move(n);
     return *this;

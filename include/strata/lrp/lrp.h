@@ -36,10 +36,12 @@ struct LrpOptions {
   bool keep_points = true;        ///< keep the relevance at every hook point (LrpResult::points)
   double merge_tolerance = 1e-3;  ///< largest allowed |BN(conv(x)) - merged(x)| / (1 + max|y|)
 
+  /// Sets keep_points.
   LrpOptions& set_keep_points(bool v) {
     keep_points = v;
     return *this;
   }
+  /// Sets merge_tolerance.
   LrpOptions& set_merge_tolerance(double v) {
     merge_tolerance = v;
     return *this;
@@ -58,7 +60,8 @@ struct LayerRelevance {
 
 /// A BatchNorm merged into the layer before it.
 struct MergedPair {
-  std::string layer, batchnorm;
+  std::string layer;         ///< the linear/conv layer
+  std::string batchnorm;     ///< the BatchNorm merged into it
   double max_deviation = 0;  ///< largest |BN output - merged layer output| seen
 };
 
@@ -67,13 +70,13 @@ struct LrpResult {
   at::Tensor relevance;               ///< relevance of the first input, same shape
   TensorMap points;                   ///< relevance at each hook point reached by the gradient
   std::vector<LayerRelevance> table;  ///< per hook point in forward order (conservation table)
-  double output_score = 0;  ///< the start relevance: sum over the batch of output[:, target]
-  double input_sum = 0;     ///< relevance.sum()
-  int64_t target = 0;
-  at::Tensor output;  ///< the model output (detached)
-  std::vector<MergedPair> merged;
+  double output_score = 0;         ///< the start relevance: sum over the batch of output[:, target]
+  double input_sum = 0;            ///< relevance.sum()
+  int64_t target = 0;              ///< the explained class
+  at::Tensor output;               ///< the model output (detached)
+  std::vector<MergedPair> merged;  ///< BatchNorms merged during the pass
   std::vector<std::pair<std::string, std::string>> rules;  ///< module -> rule used
-  std::string composite;
+  std::string composite;                                   ///< the composite's name
 
   /// Numbers for a JSON report (no tensors): target, score, input sum, conservation table,
   /// merged BatchNorms, rules.

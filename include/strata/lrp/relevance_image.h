@@ -21,14 +21,17 @@ struct RelevanceImageOptions {
   std::string title;  ///< optional text above the picture
   double symmetric_max = 0;  ///< colour range [-m, m]; 0: the largest |relevance|
 
+  /// Sets image.
   RelevanceImageOptions& set_image(at::Tensor v) {
     image = std::move(v);
     return *this;
   }
+  /// Sets scale.
   RelevanceImageOptions& set_scale(int64_t v) {
     scale = v;
     return *this;
   }
+  /// Sets title.
   RelevanceImageOptions& set_title(std::string v) {
     title = std::move(v);
     return *this;

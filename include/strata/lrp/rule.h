@@ -53,10 +53,15 @@ class Rule {
   /// `zbox:low:high`, `flat`, `wsquare`, `pass`. Errors name the text and list the choices.
   static Rule parse(const std::string& text);
 
+  /// Which rule this is.
   Kind kind() const { return kind_; }
+  /// Epsilon of the epsilon rule.
   double eps() const { return eps_; }
+  /// Gamma of the gamma rule.
   double gamma_value() const { return gamma_; }
+  /// Alpha of the alpha-beta rule (1 for z+).
   double alpha() const { return alpha_; }
+  /// Beta of the alpha-beta rule (0 for z+).
   double beta() const { return beta_; }
   /// z^B bounds (defined only for ZBox).
   const at::Tensor& low() const { return low_; }
