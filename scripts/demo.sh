@@ -100,5 +100,34 @@ fi
 "$strata" --threads 1 modality "$out/modality_vlm.pt" --text "$out/modality/text_inputs.safetensors" \
   --image "$out/modality/image_inputs.safetensors" --joint "$out/modality/joint_inputs.safetensors" \
   --out "$out/modality.json" --png "$out/modality_curve.png"
+# Layer-wise linear probes (docs/analyzers/probes.md): where does a latent state become linearly
+# decodable? A miniature OthelloGPT: trained only to predict legal moves of a random walk on a
+# 4 x 4 grid, probed for the walker's square (never shown after the start) at every position.
+echo
+echo "== strata probe: where does the grid walk's hidden square become decodable? =="
+if [ ! -f "$out/gridwalk.pt" ]; then
+  echo "(training the grid-walk transformer: seeded, one thread, about a minute)"
+  "$py" examples/probe/gridwalk.py "$out"
+fi
+# Small matrices: one thread avoids idle thread spinning on a busy machine.
+"$strata" --threads 1 probe "$out/gridwalk.pt" --input "$out/gridwalk_probe.safetensors" \
+  --layers 'tok_emb,blocks.?,ln_f' --position every --out "$out/probe_gridwalk.json" \
+  --png "$out/probe_gridwalk.png" --title "grid walk: the walker's square"
+# stories260K: three properties computable from the text, with control tasks (the token is the type).
+if [ -f "$out/stories260K.pt" ]; then
+  echo
+  echo "== strata probe: stories260K, text properties layer by layer, with control tasks =="
+  if [ ! -f "$out/stories_probe/stories_period.safetensors" ]; then
+    "$py" examples/probe/stories_probe_data.py "$out/stories260K.pt" "$shared/tok512.bin" \
+      "$out/stories_probe"
+  fi
+  for prop in newword prev period; do
+    echo "-- $prop --"
+    "$strata" --threads 1 probe "$out/stories260K.pt" \
+      --input "$out/stories_probe/stories_$prop.safetensors" --layers 'tok_embeddings,layers.?' \
+      --position every --control --out "$out/probe_stories_$prop.json" \
+      --png "$out/probe_stories_$prop.png" --title "stories260K: $prop"
+  done
+fi
 echo
 echo "demo outputs are in $out/"
