@@ -111,7 +111,7 @@ if [ ! -f "$out/gridwalk.pt" ]; then
 fi
 # Small matrices: one thread avoids idle thread spinning on a busy machine.
 "$strata" --threads 1 probe "$out/gridwalk.pt" --input "$out/gridwalk_probe.safetensors" \
-  --layers 'tok_emb,blocks.?,ln_f' --position every --out "$out/probe_gridwalk.json" \
+  --layers 'tok_emb,blocks.?,ln_f' --position every --C 1 --out "$out/probe_gridwalk.json" \
   --png "$out/probe_gridwalk.png" --title "grid walk: the walker's square"
 # stories260K: three properties computable from the text, with control tasks (the token is the type).
 if [ -f "$out/stories260K.pt" ]; then
@@ -125,7 +125,7 @@ if [ -f "$out/stories260K.pt" ]; then
     echo "-- $prop --"
     "$strata" --threads 1 probe "$out/stories260K.pt" \
       --input "$out/stories_probe/stories_$prop.safetensors" --layers 'tok_embeddings,layers.?' \
-      --position every --control --out "$out/probe_stories_$prop.json" \
+      --position every --C 1 --control --out "$out/probe_stories_$prop.json" \
       --png "$out/probe_stories_$prop.png" --title "stories260K: $prop"
   done
 fi
