@@ -2,13 +2,14 @@
 // layer: standardize with train statistics, fit the L2 logistic probe with a fixed C, score on
 // the test split), through strata::probe_layers, timed as a whole.
 //
-//   strata_probe_bench FEATURES LABELS OUT.json [--threads=N] [--C=1.0]
+//   strata_probe_bench FEATURES LABELS OUT.json [--threads=N] [--C=1.0] [--tol=1e-4]
 //
-// --threads sets at::set_num_threads (ATen's BLAS products and the row-parallel softmax); layers
+// Like the strata command, it calls strata::retain_freed_memory(). --threads sets at::set_num_threads (ATen's BLAS products and the row-parallel softmax); layers
 // are fitted one after another.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <strata/core/memory.h>
 #include <strata/io/safetensors.h>
 #include <strata/probe/layer_probe.h>
 
@@ -23,13 +24,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   int threads = 1;
-  double C = 1.0;
+  double C = 1.0, tol = strata::ProbeOptions().tol;
   for (int i = 4; i < argc; ++i) {
     const std::string a = argv[i];
     if (a.rfind("--threads=", 0) == 0) threads = std::stoi(a.substr(10));
     if (a.rfind("--C=", 0) == 0) C = std::stod(a.substr(4));
+    if (a.rfind("--tol=", 0) == 0) tol = std::stod(a.substr(6));
   }
   at::set_num_threads(threads);
+  strata::retain_freed_memory();  // as the strata command does (docs/benchmarks.md)
   const strata::TensorMap f = strata::load_safetensors(argv[1]).tensors;
   const strata::TensorMap l = strata::load_safetensors(argv[2]).tensors;
   strata::ProbeData data;
@@ -38,7 +41,7 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, at::Tensor>> layers;
   for (const auto& n : f.names()) layers.emplace_back(n, f.at(n));
   const auto t0 = std::chrono::steady_clock::now();
-  nlohmann::json r = strata::probe_layers(layers, data, strata::ProbeOptions().set_C(C));
+  nlohmann::json r = strata::probe_layers(layers, data, strata::ProbeOptions().set_C(C).set_tol(tol));
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r["seconds"] = s;
   r["threads"] = threads;
