@@ -60,6 +60,7 @@ class Classifier {
       logistic_.options().C = C;
       logistic_.fit(x, y);
       converged_ = converged_ && logistic_.converged();
+      iterations_ += logistic_.iterations();
     } else {
       ridge_.alpha() = 1.0 / C;
       ridge_.fit(x, y);
@@ -69,12 +70,14 @@ class Classifier {
     return kind_ == ProbeKind::Logistic ? logistic_.score(x, y) : ridge_.score(x, y);
   }
   bool converged() const { return converged_; }
+  int64_t iterations() const { return iterations_; }
 
  private:
   ProbeKind kind_;
   LogisticRegression logistic_;
   RidgeClassifier ridge_;
   bool converged_ = true;
+  int64_t iterations_ = 0;
 };
 
 int64_t num_distinct(const at::Tensor& y) { return std::get<0>(at::_unique(y)).numel(); }
@@ -230,7 +233,7 @@ nlohmann::json probe_layer(const std::string& layer, const at::Tensor& features,
   const char* how = data.split.defined() ? "given" : groups.defined() ? "group" : "sample";
 
   std::vector<double> train_acc, test_acc, majority, chosen_C, control_acc, selectivity;
-  std::vector<int64_t> n_train, n_test;
+  std::vector<int64_t> n_train, n_test, iterations;
   std::vector<std::vector<double>> cv_acc;
   bool converged = true;
   for (int64_t r = 0; r < o.num_seeds; ++r) {
@@ -262,6 +265,7 @@ nlohmann::json probe_layer(const std::string& layer, const at::Tensor& features,
     Classifier clf(o.kind, o);
     const auto [tr, te] = fit_and_score(clf, z.train, ytr, z.test, yte, C);
     converged = converged && clf.converged();
+    iterations.push_back(clf.iterations());
     train_acc.push_back(tr);
     test_acc.push_back(te);
     majority.push_back(majority_accuracy(y, mask));
@@ -293,7 +297,8 @@ nlohmann::json probe_layer(const std::string& layer, const at::Tensor& features,
                              {"majority_accuracy", majority},
                              {"C", chosen_C},
                              {"n_train", n_train},
-                             {"n_test", n_test}};
+                             {"n_test", n_test},
+                             {"iterations", iterations}};
   if (!cv_acc.empty()) {
     std::vector<double> m(o.Cs.size(), 0.0);
     for (const auto& a : cv_acc)
@@ -410,7 +415,10 @@ LineChart probe_curve(const nlohmann::json& report, const std::string& title) {
                     seeds > 1 ? str_cat(", mean +- std over ", seeds, " seeds") : std::string());
   c.x_label = "layer";
   c.y_label = "accuracy";
-  c.y_min = 0.0;
+  // 0..1, extended downwards when a selectivity is negative (a control task easier than the task).
+  double lo = 0.0;
+  for (size_t i = 0; i < sel.y.size(); ++i) lo = std::min(lo, sel.y[i] - sel.std[i]);
+  c.y_min = lo < 0 ? std::floor(lo * 10 - 1e-9) / 10 : 0.0;
   c.y_max = 1.0;
   return c;
 }

@@ -36,16 +36,18 @@ class Objective {
     const int64_t kd = kf_ * d_;
     T* w = w_.data_ptr<T>();
     for (int64_t i = 0; i < kd; ++i) w[i] = static_cast<T>(p[i]);
-    // Z = X W^T: the one large product (N x D x K), in float32 through BLAS.
-    at::mm_out(z_, x_, w_.t());
     const double* b = p.data() + kd;
     T* z = z_.data_ptr<T>();
     const int32_t* y = y_.data();
     const int64_t kf = kf_;
-    // Softmax / sigmoid, the loss, and Z := P - Y in place, in parallel over rows; per-chunk
-    // sums in double, combined in a fixed order so results do not depend on the thread count.
-    const int64_t grain = 4096;
-    const int64_t chunks = (n_ + grain - 1) / grain;
+    // One pass over X per evaluation, in blocks of rows that stay in cache: Z_b = X_b W^T,
+    // then softmax / sigmoid, the loss and Z_b := P_b - Y_b in place, then the block's gradient
+    // G_b = Z_b^T X_b while X_b is still cached (the products are memory-bound: K is small).
+    // Blocks run in parallel (BLAS runs single-threaded inside); per-block sums are combined in
+    // a fixed order, so results do not depend on the thread count.
+    const int64_t block = kBlockRows;
+    const int64_t chunks = (n_ + block - 1) / block;
+    if (gb_.size(0) != chunks) gb_ = at::empty({chunks, kf_, d_}, w_.scalar_type());
     std::vector<double> loss(chunks, 0.0);
     std::vector<double> bsum(chunks * kf, 0.0);
     at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
@@ -53,8 +55,11 @@ class Objective {
       for (int64_t c = c0; c < c1; ++c) {
         double l = 0;
         double* bs = bsum.data() + c * kf;
-        const int64_t r1 = std::min(n_, (c + 1) * grain);
-        for (int64_t r = c * grain; r < r1; ++r) {
+        const int64_t r0 = c * block, r1 = std::min(n_, (c + 1) * block);
+        const at::Tensor xb = x_.narrow(0, r0, r1 - r0);
+        at::Tensor zb = z_.narrow(0, r0, r1 - r0);
+        at::mm_out(zb, xb, w_.t());
+        for (int64_t r = r0; r < r1; ++r) {
           T* zr = z + r * kf;
           if (kf == 1) {
             const double t = zr[0] + b[0];
@@ -82,11 +87,19 @@ class Objective {
             }
           }
         }
+        at::Tensor gc = gb_.select(0, c);
+        at::mm_out(gc, zb.t(), xb);
         loss[c] = l;
       }
     });
-    // G = (P - Y)^T X, the second large product.
-    at::mm_out(g_, z_.t(), x_);
+    // G = sum of the blocks' gradients, in block order.
+    {
+      const T* gp = gb_.data_ptr<T>();
+      T* g = g_.data_ptr<T>();
+      for (int64_t i = 0; i < kd; ++i) g[i] = gp[i];
+      for (int64_t c = 1; c < chunks; ++c)
+        for (int64_t i = 0; i < kd; ++i) g[i] += gp[c * kd + i];
+    }
     const double inv_n = 1.0 / static_cast<double>(n_);
     const double reg = inv_n / C_;
     double total = 0, wsq = 0;
@@ -117,7 +130,8 @@ class Objective {
   const std::vector<int32_t>& y_;
   int64_t n_, d_, kf_;
   double C_;
-  at::Tensor w_, z_, g_;
+  static constexpr int64_t kBlockRows = 512;  // 512 x D floats: an L2-sized slab of X
+  at::Tensor w_, z_, g_, gb_ = at::empty({0});
 };
 
 at::Tensor as_matrix(const at::Tensor& x, const char* caller, at::ScalarType dtype) {

@@ -12,11 +12,12 @@ Standardizer Standardizer::fit(const at::Tensor& x) {
   STRATA_CHECK(x.is_floating_point(), "Standardizer::fit: expected floating-point features, got ",
                x.scalar_type());
   STRATA_CHECK(x.size(0) >= 1, "Standardizer::fit: no rows (shape ", x.sizes(), ")");
-  const at::Tensor xd = x.to(at::kDouble);
+  // Sums in double; the centred copy in x's own dtype (no double copy of a large matrix).
   Standardizer s;
-  s.mean_ = xd.mean(0);
+  s.mean_ = at::mean(x, {0}, /*keepdim=*/false, at::kDouble);
   // Population variance (ddof 0), as scikit-learn's StandardScaler; constant features get 1.
-  at::Tensor var = (xd - s.mean_).pow(2).mean(0);
+  const at::Tensor centred = x - s.mean_.to(x.scalar_type());
+  at::Tensor var = at::mean(centred * centred, {0}, /*keepdim=*/false, at::kDouble);
   at::Tensor scale = var.sqrt();
   s.scale_ = at::where(scale == 0, at::ones_like(scale), scale);
   return s;
@@ -26,7 +27,8 @@ at::Tensor Standardizer::transform(const at::Tensor& x) const {
   STRATA_CHECK(mean_.defined(), "Standardizer::transform: not fitted");
   STRATA_CHECK(x.dim() == 2 && x.size(1) == mean_.size(0), "Standardizer::transform: fitted on ",
                mean_.size(0), " features, got shape ", x.sizes());
-  return ((x.to(at::kDouble) - mean_) / scale_).to(x.scalar_type());
+  if (x.scalar_type() == at::kDouble) return (x - mean_) / scale_;
+  return (x - mean_.to(x.scalar_type())) * (1.0 / scale_).to(x.scalar_type());
 }
 
 }  // namespace strata

@@ -49,7 +49,9 @@ struct ProbeOptions {
   double test_fraction = 0.2;   ///< held-out share when the data gives no split
   bool control = false;         ///< also fit the control task and report selectivity
   bool standardize = true;      ///< standardize features with training-split statistics
-  double tol = 1e-5;            ///< logistic: gradient-norm tolerance of L-BFGS
+  /// logistic: L-BFGS stops when the 2-norm of the mean loss's gradient is below tol (at least as
+  /// strict as scikit-learn's default, 1e-4 on the largest gradient entry)
+  double tol = 1e-4;
   int64_t max_iter = 1000;      ///< logistic: L-BFGS iterations at most
   bool double_precision = false;  ///< logistic: float64 products (see LogisticOptions)
 
@@ -100,7 +102,7 @@ std::vector<double> cross_validate(const at::Tensor& features, const at::Tensor&
 ///   "group"), majority_accuracy, layer_order (names in order), and
 ///   layers: { name: { train_accuracy, test_accuracy, test_accuracy_std, majority_accuracy,
 ///                     C (mean over seeds of the chosen C), n_train, n_test, num_features,
-///                     per_seed: {test_accuracy: [...], C: [...], ...},
+///                     per_seed: {test_accuracy: [...], C: [...], iterations: [...], ...},
 ///                     with control: control_accuracy, control_accuracy_std, selectivity,
 ///                     selectivity_std } }
 /// Accuracies are means over seeds; std is the sample std (n - 1), 0 for one seed.

@@ -22,7 +22,7 @@ namespace strata {
 /// Options for LogisticRegression.
 struct LogisticOptions {
   double C = 1.0;          ///< inverse L2 strength on the summed loss (scikit-learn's C), > 0
-  double tol = 1e-5;       ///< stop when ||gradient of the mean loss||_2 <= tol
+  double tol = 1e-4;       ///< stop when ||gradient of the mean loss||_2 <= tol
   int64_t max_iter = 1000; ///< L-BFGS iterations at most
   int64_t history = 10;    ///< L-BFGS memory (correction pairs)
   bool warm_start = false; ///< start from the previous fit's solution when the shapes match
