@@ -4,11 +4,11 @@
 //
 //   strata_probe_bench FEATURES LABELS OUT.json [--threads=N] [--C=1.0] [--tol=1e-4]
 //
-// Like the strata command, it calls strata::retain_freed_memory(). --threads sets at::set_num_threads (ATen's BLAS products and the row-parallel softmax); layers
-// are fitted one after another.
+// Like the strata command, it calls strata::retain_freed_memory(). --threads sets
+// at::set_num_threads (ATen's BLAS products and the row-parallel softmax); layers are fitted one
+// after another.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-
 #include <strata/core/memory.h>
 #include <strata/io/safetensors.h>
 #include <strata/probe/layer_probe.h>
@@ -20,7 +20,8 @@
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: strata_probe_bench FEATURES LABELS OUT.json [--threads=N] [--C=1.0]\n");
+    std::fprintf(stderr,
+                 "usage: strata_probe_bench FEATURES LABELS OUT.json [--threads=N] [--C=1.0]\n");
     return 2;
   }
   int threads = 1;
@@ -41,7 +42,8 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, at::Tensor>> layers;
   for (const auto& n : f.names()) layers.emplace_back(n, f.at(n));
   const auto t0 = std::chrono::steady_clock::now();
-  nlohmann::json r = strata::probe_layers(layers, data, strata::ProbeOptions().set_C(C).set_tol(tol));
+  nlohmann::json r =
+      strata::probe_layers(layers, data, strata::ProbeOptions().set_C(C).set_tol(tol));
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r["seconds"] = s;
   r["threads"] = threads;

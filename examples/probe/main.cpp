@@ -8,7 +8,6 @@
 // 5-fold cross-validation on the training split, a split by sequence, the majority baseline and
 // the control task (each token type gets a random label; selectivity = accuracy - control).
 #include <ATen/Parallel.h>
-
 #include <strata/analysis/layerwise_probe.h>
 #include <strata/analysis/runner.h>
 #include <strata/core/error.h>
@@ -23,7 +22,8 @@
 
 int main(int argc, char** argv) {
   if (argc != 6) {
-    std::fprintf(stderr, "usage: probe_example MODEL.pt DATA.safetensors LAYERS POSITION CURVE.png\n");
+    std::fprintf(stderr,
+                 "usage: probe_example MODEL.pt DATA.safetensors LAYERS POSITION CURVE.png\n");
     return 2;
   }
   try {

@@ -1,7 +1,5 @@
-#include <strata/analysis/layerwise_probe.h>
-
 #include <ATen/ATen.h>
-
+#include <strata/analysis/layerwise_probe.h>
 #include <strata/core/error.h>
 
 #include <algorithm>
@@ -12,10 +10,14 @@ namespace {
 
 const char* position_name(ProbePosition p) {
   switch (p) {
-    case ProbePosition::Last: return "last";
-    case ProbePosition::Mean: return "mean";
-    case ProbePosition::Every: return "every";
-    case ProbePosition::Indices: return "indices";
+    case ProbePosition::Last:
+      return "last";
+    case ProbePosition::Mean:
+      return "mean";
+    case ProbePosition::Every:
+      return "every";
+    case ProbePosition::Indices:
+      return "indices";
   }
   return "?";
 }
@@ -66,15 +68,18 @@ at::Tensor LayerwiseProbe::select(const std::string& key, const at::Tensor& v) c
   const bool pooled =
       options_.position == ProbePosition::Last || options_.position == ProbePosition::Mean;
   STRATA_CHECK(v.is_floating_point() && (v.dim() == 3 || (pooled && v.dim() == 2)),
-               "LayerwiseProbe: hook point '", key, "' gives a ", v.scalar_type(), " tensor of shape ",
-               v.sizes(), "; position '", position_name(options_.position), "' needs [B, T, D]",
-               pooled ? " (or [B, D])" : "");
+               "LayerwiseProbe: hook point '", key, "' gives a ", v.scalar_type(),
+               " tensor of shape ", v.sizes(), "; position '", position_name(options_.position),
+               "' needs [B, T, D]", pooled ? " (or [B, D])" : "");
   if (v.dim() == 2) return v;
   const int64_t B = v.size(0), T = v.size(1), D = v.size(2);
   switch (options_.position) {
-    case ProbePosition::Last: return v.select(1, T - 1);
-    case ProbePosition::Mean: return v.mean(1);
-    case ProbePosition::Every: return v.reshape({B * T, D});
+    case ProbePosition::Last:
+      return v.select(1, T - 1);
+    case ProbePosition::Mean:
+      return v.mean(1);
+    case ProbePosition::Every:
+      return v.reshape({B * T, D});
     case ProbePosition::Indices: {
       std::vector<int64_t> idx;
       for (int64_t i : options_.indices) {
@@ -119,8 +124,9 @@ void LayerwiseProbe::end_batch(const BatchContext& b) {
     case ProbePosition::Every:
     case ProbePosition::Indices:
       STRATA_CHECK(y.dim() == 2, "LayerwiseProbe: position '", position_name(options_.position),
-                   "' needs labels [B, ", options_.position == ProbePosition::Every ? "T" : "len(indices)",
-                   "]; batch ", b.index, " has labels ", y.sizes());
+                   "' needs labels [B, ",
+                   options_.position == ProbePosition::Every ? "T" : "len(indices)", "]; batch ",
+                   b.index, " has labels ", y.sizes());
       per_seq = y.size(1);
       STRATA_CHECK(options_.position != ProbePosition::Indices ||
                        per_seq == static_cast<int64_t>(options_.indices.size()),
@@ -171,14 +177,14 @@ Report LayerwiseProbe::finish() {
   const int64_t skipped = y.numel() - keep.numel();
   final_labels_ = y.index_select(0, keep);
   final_groups_ = at::cat(groups_).index_select(0, keep);
-  const bool have_types = std::all_of(types_.begin(), types_.end(),
-                                      [](const at::Tensor& t) { return t.defined(); });
+  const bool have_types =
+      std::all_of(types_.begin(), types_.end(), [](const at::Tensor& t) { return t.defined(); });
   if (have_types) final_types_ = at::cat(types_).index_select(0, keep);
   std::vector<std::pair<std::string, at::Tensor>> layers;
   for (const auto& key : order_) {
     at::Tensor f = at::cat(chunks_[key]);
-    STRATA_CHECK(f.size(0) == y.size(0), "LayerwiseProbe: hook point '", key, "' has ",
-                 f.size(0), " feature rows for ", y.size(0), " labels (it did not run in every batch)");
+    STRATA_CHECK(f.size(0) == y.size(0), "LayerwiseProbe: hook point '", key, "' has ", f.size(0),
+                 " feature rows for ", y.size(0), " labels (it did not run in every batch)");
     final_[key] = f.index_select(0, keep);
     chunks_[key].clear();
     layers.emplace_back(key, final_[key]);
@@ -186,8 +192,8 @@ Report LayerwiseProbe::finish() {
   finished_ = true;
   ProbeData data;
   data.labels = final_labels_;
-  const bool per_token = options_.position == ProbePosition::Every ||
-                         options_.position == ProbePosition::Indices;
+  const bool per_token =
+      options_.position == ProbePosition::Every || options_.position == ProbePosition::Indices;
   if (per_token) data.groups = final_groups_;
   if (have_types) data.types = final_types_;
   Report r;

@@ -22,7 +22,8 @@ namespace strata::cli {
 namespace {
 
 struct ProbeArgs {
-  std::string model, features, labels, input, layers, position = "last", out, png, probe = "logistic";
+  std::string model, features, labels, input, layers, position = "last", out, png,
+                                                      probe = "logistic";
   std::string device = "cpu", save_features, title;
   double C = 1.0, test_fraction = 0.2;
   int64_t cv = 5, seeds = 1, batch_size = 32, max_iter = 1000;
@@ -37,11 +38,10 @@ void print_table(const nlohmann::json& r) {
   std::cout << fmt::format(" {:>9}\n", "C");
   for (const auto& name : r.at("layer_order")) {
     const auto& l = r.at("layers").at(name.get<std::string>());
-    std::cout << fmt::format("{:<24} {:>7.4f} {:>8.4f}±{:<6.4f} {:>9.4f}", name.get<std::string>(),
-                             l.at("train_accuracy").get<double>(),
-                             l.at("test_accuracy").get<double>(),
-                             l.at("test_accuracy_std").get<double>(),
-                             l.at("majority_accuracy").get<double>());
+    std::cout << fmt::format(
+        "{:<24} {:>7.4f} {:>8.4f}±{:<6.4f} {:>9.4f}", name.get<std::string>(),
+        l.at("train_accuracy").get<double>(), l.at("test_accuracy").get<double>(),
+        l.at("test_accuracy_std").get<double>(), l.at("majority_accuracy").get<double>());
     if (control)
       std::cout << fmt::format(" {:>9.4f} {:>11.4f}", l.at("control_accuracy").get<double>(),
                                l.at("selectivity").get<double>());
@@ -76,14 +76,16 @@ void add_probe(CLI::App& app, int& status) {
   auto* c_opt = cmd->add_option(
       "--C", a->C,
       "fixed inverse L2 strength on the summed loss (scikit-learn's C; ridge: alpha = 1/C)");
-  auto* cv_opt = cmd->add_option("--cv", a->cv, "choose C by k-fold CV on the train split (default 5)");
+  auto* cv_opt =
+      cmd->add_option("--cv", a->cv, "choose C by k-fold CV on the train split (default 5)");
   c_opt->excludes(cv_opt);
   cmd->add_option("--seed", a->seed, "seed of the split, CV folds and control labels (default 0)");
   cmd->add_option("--seeds", a->seeds, "repeat over this many seeds; report mean and std")
       ->check(CLI::Range(int64_t{1}, int64_t{1000}));
   cmd->add_option("--test-fraction", a->test_fraction, "held-out share without a given split")
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--max-iter", a->max_iter, "L-BFGS iterations at most")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-iter", a->max_iter, "L-BFGS iterations at most")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--control", a->control, "also fit the control task; report selectivity");
   cmd->add_flag("--no-standardize", a->no_standardize, "keep the raw features");
   cmd->add_option("--batch-size", a->batch_size, "with MODEL: rows per forward pass")
@@ -96,13 +98,15 @@ void add_probe(CLI::App& app, int& status) {
     const bool from_model = !a->model.empty();
     if (from_model) {
       if (a->input.empty() || a->layers.empty())
-        throw UsageError("probe: with a model, give --input DATA.safetensors and --layers PATTERNS");
+        throw UsageError(
+            "probe: with a model, give --input DATA.safetensors and --layers PATTERNS");
       if (!a->features.empty() || !a->labels.empty())
         throw UsageError("probe: give either a model (with --input) or --features and --labels");
     } else {
       if (a->features.empty() || a->labels.empty())
-        throw UsageError("probe: give --features F.safetensors and --labels L.safetensors "
-                         "(or a model with --input and --layers)");
+        throw UsageError(
+            "probe: give --features F.safetensors and --labels L.safetensors "
+            "(or a model with --input and --layers)");
       if (!a->input.empty() || !a->layers.empty() || cmd->count("--position") > 0)
         throw UsageError("probe: --input, --layers and --position need a model");
     }
@@ -145,8 +149,9 @@ void add_probe(CLI::App& app, int& status) {
       for (const auto& n : in.tensors.names()) moved.insert(n, in.tensors.at(n).to(device));
       TensorDataset data(moved, a->batch_size);
       LayerwiseProbe probe(lo);
-      Runner runner(model, RunnerOptions().set_progress(!a->quiet && data.num_batches() > 1)
-                               .set_label("probe"));
+      Runner runner(
+          model,
+          RunnerOptions().set_progress(!a->quiet && data.num_batches() > 1).set_label("probe"));
       runner.add(probe);
       report = runner.run(data)[0].data;
       report["model"] = a->model;
@@ -165,7 +170,8 @@ void add_probe(CLI::App& app, int& status) {
     } else {
       const SafetensorsFile f = load_safetensors(a->features);
       const SafetensorsFile l = load_safetensors(a->labels);
-      STRATA_CHECK(!f.tensors.empty(), "'", a->features, "' holds no tensors (one [N, D] per layer)");
+      STRATA_CHECK(!f.tensors.empty(), "'", a->features,
+                   "' holds no tensors (one [N, D] per layer)");
       STRATA_CHECK(l.tensors.contains("labels"), "'", a->labels,
                    "' has no tensor 'labels' (int64 [N])");
       ProbeData data;

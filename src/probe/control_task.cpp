@@ -1,8 +1,6 @@
-#include <strata/probe/control_task.h>
-
 #include <ATen/ATen.h>
-
 #include <strata/core/error.h>
+#include <strata/probe/control_task.h>
 
 #include <map>
 #include <random>

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <ATen/ATen.h>
-
 #include <strata/core/error.h>
 
 #include <algorithm>

@@ -1,9 +1,7 @@
-#include <strata/probe/layer_probe.h>
-
 #include <ATen/ATen.h>
-
 #include <strata/core/error.h>
 #include <strata/probe/control_task.h>
+#include <strata/probe/layer_probe.h>
 #include <strata/probe/logistic_regression.h>
 #include <strata/probe/ridge_regression.h>
 #include <strata/probe/split.h>
@@ -26,8 +24,7 @@ namespace {
 
 std::string where(const std::string& layer) { return str_cat("probe: layer '", layer, "'"); }
 
-void check_side_tensor(const std::string& layer, const at::Tensor& t, const char* what,
-                       int64_t n) {
+void check_side_tensor(const std::string& layer, const at::Tensor& t, const char* what, int64_t n) {
   if (!t.defined()) return;
   STRATA_CHECK(t.dim() == 1, where(layer), ": '", what, "' has shape ", t.sizes(),
                "; expected 1-D [", n, "]");
@@ -108,8 +105,8 @@ Standardized standardize(const at::Tensor& xtr, const at::Tensor& xte, bool on) 
 // Mean held-out accuracy per C over k folds of the training split; each fold fits the grid in
 // ascending C, warm-starting from the previous (more regularized) solution.
 std::vector<double> cross_validate_folds(const at::Tensor& x, const at::Tensor& y,
-                                         const at::Tensor& fold, int64_t k,
-                                         const ProbeOptions& o, bool& converged) {
+                                         const at::Tensor& fold, int64_t k, const ProbeOptions& o,
+                                         bool& converged) {
   const std::vector<double>& Cs = o.Cs;
   std::vector<double> acc(Cs.size(), 0.0);
   std::vector<size_t> order(Cs.size());
@@ -117,8 +114,8 @@ std::vector<double> cross_validate_folds(const at::Tensor& x, const at::Tensor& 
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return Cs[a] < Cs[b]; });
   for (int64_t f = 0; f < k; ++f) {
     const Sides s = sides_of(fold.ne(f));
-    const Standardized z = standardize(x.index_select(0, s.train_idx),
-                                       x.index_select(0, s.test_idx), o.standardize);
+    const Standardized z =
+        standardize(x.index_select(0, s.train_idx), x.index_select(0, s.test_idx), o.standardize);
     const at::Tensor ytr = y.index_select(0, s.train_idx), yte = y.index_select(0, s.test_idx);
     Classifier clf(o.kind, o);
     for (size_t j : order) acc[j] += fit_and_score(clf, z.train, ytr, z.test, yte, Cs[j]).second;
@@ -151,12 +148,11 @@ void check_options(const ProbeOptions& o) {
                    "; every C must be positive");
   }
   STRATA_CHECK(o.num_seeds >= 1, "probe: num_seeds = ", o.num_seeds, "; needs at least 1");
-  STRATA_CHECK(o.test_fraction > 0 && o.test_fraction < 1, "probe: test_fraction ",
-               o.test_fraction, " is not in (0, 1)");
+  STRATA_CHECK(o.test_fraction > 0 && o.test_fraction < 1, "probe: test_fraction ", o.test_fraction,
+               " is not in (0, 1)");
 }
 
-at::Tensor train_mask_for(const ProbeData& data, int64_t n, const ProbeOptions& o,
-                          uint64_t seed) {
+at::Tensor train_mask_for(const ProbeData& data, int64_t n, const ProbeOptions& o, uint64_t seed) {
   if (data.split.defined()) return data.split.to(at::kLong).ne(0);
   if (data.groups.defined()) return split_by_group(data.groups, o.test_fraction, seed);
   return split_by_sample(n, o.test_fraction, seed);
@@ -206,8 +202,8 @@ void check_probe_inputs(const std::string& layer, const at::Tensor& features,
   if (nonfinite > 0) {
     const at::Tensor first = bad.nonzero()[0];
     throw Error(str_cat(where(layer), ": ", nonfinite, " NaN or Inf feature values among ", n,
-                        " x ", d, " (the first at sample ", first[0].item<int64_t>(),
-                        ", feature ", first[1].item<int64_t>(), ")"));
+                        " x ", d, " (the first at sample ", first[0].item<int64_t>(), ", feature ",
+                        first[1].item<int64_t>(), ")"));
   }
   if (data.split.defined()) {
     const at::Tensor s = data.split.to(at::kLong);
@@ -227,9 +223,9 @@ nlohmann::json probe_layer(const std::string& layer, const at::Tensor& features,
   const int64_t n = x.size(0);
   const at::Tensor groups =
       data.groups.defined() ? data.groups.to(at::kCPU).to(at::kLong) : at::Tensor();
-  const at::Tensor types = data.types.defined()    ? data.types.to(at::kCPU).to(at::kLong)
-                           : groups.defined()      ? groups
-                                                   : at::arange(n, at::kLong);
+  const at::Tensor types = data.types.defined() ? data.types.to(at::kCPU).to(at::kLong)
+                           : groups.defined()   ? groups
+                                                : at::arange(n, at::kLong);
   const char* how = data.split.defined() ? "given" : groups.defined() ? "group" : "sample";
 
   std::vector<double> train_acc, test_acc, majority, chosen_C, control_acc, selectivity;
@@ -254,7 +250,8 @@ nlohmann::json probe_layer(const std::string& layer, const at::Tensor& features,
       // The best mean accuracy; ties go to the smallest C (the strongest regularization).
       size_t best = 0;
       for (size_t j = 0; j < acc.size(); ++j)
-        if (acc[j] > acc[best] + 1e-12 || (std::abs(acc[j] - acc[best]) <= 1e-12 && o.Cs[j] < o.Cs[best]))
+        if (acc[j] > acc[best] + 1e-12 ||
+            (std::abs(acc[j] - acc[best]) <= 1e-12 && o.Cs[j] < o.Cs[best]))
           best = j;
       C = o.Cs[best];
       cv_acc.push_back(std::move(acc));
@@ -326,7 +323,8 @@ std::vector<double> cross_validate(const at::Tensor& features, const at::Tensor&
                "cross_validate: features [N, D], labels [N] and folds [N] must agree");
   const at::Tensor f = folds.to(at::kLong);
   const int64_t k = f.max().item<int64_t>() + 1;
-  STRATA_CHECK(f.min().item<int64_t>() >= 0 && k >= 2, "cross_validate: fold ids must be 0..k-1 with k >= 2");
+  STRATA_CHECK(f.min().item<int64_t>() >= 0 && k >= 2,
+               "cross_validate: fold ids must be 0..k-1 with k >= 2");
   bool converged = true;
   return cross_validate_folds(features.to(at::kCPU).to(at::kFloat).contiguous(),
                               labels.to(at::kCPU).to(at::kLong), f, k, o, converged);

@@ -1,12 +1,10 @@
-#include <strata/probe/logistic_regression.h>
-
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <Eigen/Core>
 #include <LBFGS.h>
-
 #include <strata/core/error.h>
+#include <strata/probe/logistic_regression.h>
 
+#include <Eigen/Core>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -175,8 +173,8 @@ void minimize(Objective<T>& f, const LogisticOptions& o, Eigen::VectorXd& p, int
 }  // namespace
 
 LogisticRegression::LogisticRegression(LogisticOptions options) : options_(options) {
-  STRATA_CHECK(std::isfinite(options_.C) && options_.C > 0, "LogisticRegression: C = ",
-               options_.C, "; it must be a positive number (inverse L2 strength)");
+  STRATA_CHECK(std::isfinite(options_.C) && options_.C > 0, "LogisticRegression: C = ", options_.C,
+               "; it must be a positive number (inverse L2 strength)");
   STRATA_CHECK(options_.tol >= 0, "LogisticRegression: tol = ", options_.tol, " is negative");
   STRATA_CHECK(options_.max_iter >= 1, "LogisticRegression: max_iter = ", options_.max_iter);
   STRATA_CHECK(options_.history >= 1, "LogisticRegression: history = ", options_.history);
@@ -192,8 +190,9 @@ LogisticRegression& LogisticRegression::fit(const at::Tensor& x_in, const at::Te
   const int64_t n = x.size(0), d = x.size(1);
   STRATA_CHECK(static_cast<int64_t>(li.index.size()) == n, caller, ": ", li.index.size(),
                " labels for ", n, " samples");
-  STRATA_CHECK(li.classes.size() >= 2, caller, ": a single class (", li.classes.empty() ? 0 : li.classes[0],
-               ") among ", n, " samples; a classifier needs at least two");
+  STRATA_CHECK(li.classes.size() >= 2, caller, ": a single class (",
+               li.classes.empty() ? 0 : li.classes[0], ") among ", n,
+               " samples; a classifier needs at least two");
   const int64_t nonfinite = n == 0 ? 0 : (~at::isfinite(x)).sum().item<int64_t>();
   STRATA_CHECK(nonfinite == 0, caller, ": ", nonfinite, " NaN or Inf feature values");
   const int64_t K = static_cast<int64_t>(li.classes.size());
@@ -225,8 +224,8 @@ LogisticRegression& LogisticRegression::fit(const at::Tensor& x_in, const at::Te
 
 void LogisticRegression::check_fitted(const char* caller, const at::Tensor& x) const {
   STRATA_CHECK(coef_.defined(), caller, ": not fitted");
-  STRATA_CHECK(x.defined() && x.dim() == 2 && x.size(1) == coef_.size(1), caller,
-               ": fitted on ", coef_.size(1), " features, got ",
+  STRATA_CHECK(x.defined() && x.dim() == 2 && x.size(1) == coef_.size(1), caller, ": fitted on ",
+               coef_.size(1), " features, got ",
                x.defined() ? str_cat("shape ", x.sizes()) : std::string("none"));
 }
 

@@ -1,11 +1,9 @@
+#include <ATen/ATen.h>
+#include <strata/core/error.h>
 #include <strata/probe/ridge_regression.h>
 
-#include <ATen/ATen.h>
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
-
-#include <strata/core/error.h>
-
 #include <cmath>
 
 #include "label_index.h"

@@ -13,7 +13,8 @@ namespace strata::detail {
 inline uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
   const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
   uint64_t r;
-  do r = rng(); while (r >= limit);
+  do r = rng();
+  while (r >= limit);
   return r % n;
 }
 

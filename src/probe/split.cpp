@@ -1,8 +1,6 @@
-#include <strata/probe/split.h>
-
 #include <ATen/ATen.h>
-
 #include <strata/core/error.h>
+#include <strata/probe/split.h>
 
 #include <algorithm>
 #include <cmath>

@@ -1,8 +1,6 @@
-#include <strata/probe/standardizer.h>
-
 #include <ATen/ATen.h>
-
 #include <strata/core/error.h>
+#include <strata/probe/standardizer.h>
 
 namespace strata {
 

@@ -1,6 +1,5 @@
-#include <strata/report/line_chart.h>
-
 #include <strata/core/error.h>
+#include <strata/report/line_chart.h>
 
 #include <algorithm>
 #include <cmath>
@@ -48,8 +47,8 @@ void draw_dashed(Image& img, double x0, double y0, double x1, double y1, Rgb c, 
     const double t1 = std::min(len, t + step);
     if (cycle < on) {
       img.draw_line(std::lround(x0 + (x1 - x0) * t / len), std::lround(y0 + (y1 - y0) * t / len),
-                    std::lround(x0 + (x1 - x0) * t1 / len),
-                    std::lround(y0 + (y1 - y0) * t1 / len), c, thick);
+                    std::lround(x0 + (x1 - x0) * t1 / len), std::lround(y0 + (y1 - y0) * t1 / len),
+                    c, thick);
     }
     t = t1;
   }
@@ -91,7 +90,10 @@ Image LineChart::render() const {
   // Ticks: 1, 2 or 5 times a power of ten, about six of them.
   const double raw = (ymax - ymin) / 6;
   const double p10 = std::pow(10.0, std::floor(std::log10(raw)));
-  const double step = raw / p10 < 1.5 ? p10 : raw / p10 < 3.5 ? 2 * p10 : raw / p10 < 7.5 ? 5 * p10 : 10 * p10;
+  const double step = raw / p10 < 1.5   ? p10
+                      : raw / p10 < 3.5 ? 2 * p10
+                      : raw / p10 < 7.5 ? 5 * p10
+                                        : 10 * p10;
   std::vector<double> ticks;
   for (double v = std::ceil(ymin / step - 1e-9) * step; v <= ymax + 1e-9 * step; v += step)
     ticks.push_back(std::abs(v) < 1e-12 * step ? 0.0 : v);
@@ -157,7 +159,8 @@ Image LineChart::render() const {
         const double m = s.y[i] + t * (s.y[i + 1] - s.y[i]);
         const double e = s.std[i] + t * (s.std[i + 1] - s.std[i]);
         if (e <= 0) continue;
-        const auto ya = std::lround(py(std::min(ymax, m + e))), yb = std::lround(py(std::max(ymin, m - e)));
+        const auto ya = std::lround(py(std::min(ymax, m + e))),
+                   yb = std::lround(py(std::max(ymin, m - e)));
         img.fill_rect(x, ya, 1, yb - ya + 1, band);
       }
     }

@@ -3,12 +3,11 @@
 // sweep over them; plus `strata probe` (both modes) against scikit-learn.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-
 #include <strata/analysis/layerwise_probe.h>
 #include <strata/analysis/runner.h>
 #include <strata/core/error.h>
 #include <strata/model/model.h>
+#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -23,7 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Report run_probe(const std::string& data_file, LayerwiseProbeOptions o, LayerwiseProbe** keep = nullptr) {
+Report run_probe(const std::string& data_file, LayerwiseProbeOptions o,
+                 LayerwiseProbe** keep = nullptr) {
   Model model = Model::load(testing::fixture("probe_tiny.pt"));
   TensorDataset data(testing::fixture_tensors(data_file), 16);
   static std::unique_ptr<LayerwiseProbe> probe;
@@ -84,8 +84,10 @@ TEST(LayerwiseProbe, IndicesAndSkippedLabels) {
   o.set_layers({"blocks.1"}).set_position(ProbePosition::Indices).set_indices({0, -1});
   o.probe.set_C(1.0).set_control(true);
   const Report r = run_probe("probe_tiny_indices.safetensors", o, &p);
-  const at::Tensor want =
-      acts.at("blocks.1").index_select(1, at::tensor({0, 5}, at::kLong)).reshape({-1, 16}).slice(0, 2);
+  const at::Tensor want = acts.at("blocks.1")
+                              .index_select(1, at::tensor({0, 5}, at::kLong))
+                              .reshape({-1, 16})
+                              .slice(0, 2);
   EXPECT_LT((p->features().at("blocks.1") - want).abs().max().item<double>(), 1e-5);
   EXPECT_EQ(r.data["skipped_samples"], 2);
   EXPECT_EQ(r.data["num_samples"], 126);
@@ -146,7 +148,8 @@ std::string slurp(const fs::path& p) {
 }
 
 Cli strata_cli(const std::string& args) {
-  const fs::path dir = fs::temp_directory_path() / ("strata_probe_cli_" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("strata_probe_cli_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string cmd = std::string(STRATA_CLI) + " " + args + " </dev/null >" +
                           (dir / "out").string() + " 2>" + (dir / "err").string();
@@ -169,16 +172,20 @@ TEST(ProbeCli, FeaturesModeMatchesScikitLearn) {
     const TensorMap t = testing::fixture_tensors("probe_" + name + ".safetensors");
     const std::string out = testing::fixture("probe_cli_" + name + ".json");
     const std::string png = testing::fixture("probe_cli_" + name + ".png");
-    const Cli r = strata_cli("probe --features " + testing::fixture("probe_" + name + "_features.safetensors") +
-                             " --labels " + testing::fixture("probe_" + name + "_labels.safetensors") +
-                             " --C 1 --control --out " + out + " --png " + png);
+    const Cli r = strata_cli(
+        "probe --features " + testing::fixture("probe_" + name + "_features.safetensors") +
+        " --labels " + testing::fixture("probe_" + name + "_labels.safetensors") +
+        " --C 1 --control --out " + out + " --png " + png);
     ASSERT_EQ(r.code, 0) << r.err;
     const nlohmann::json j = read_json(out);
     EXPECT_NEAR(j["layers"]["full"]["test_accuracy"].get<double>(),
-                t.at("lr_C1_test_acc").item<double>(), 0.005) << name;
+                t.at("lr_C1_test_acc").item<double>(), 0.005)
+        << name;
     EXPECT_NEAR(j["layers"]["half"]["test_accuracy"].get<double>(),
-                ref[name]["half_C1_test_acc"].get<double>(), 0.005) << name;
-    for (const std::string k : {"train_accuracy", "test_accuracy", "control_accuracy", "selectivity"})
+                ref[name]["half_C1_test_acc"].get<double>(), 0.005)
+        << name;
+    for (const std::string k :
+         {"train_accuracy", "test_accuracy", "control_accuracy", "selectivity"})
       EXPECT_TRUE(j["layers"]["full"].contains(k)) << k;
     EXPECT_EQ(j["layer_order"], (std::vector<std::string>{"full", "half"}));
     EXPECT_GT(fs::file_size(png), 1000u);

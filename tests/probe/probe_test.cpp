@@ -3,7 +3,6 @@
 // plus the methodology: splits, control tasks and selectivity, baselines, and the errors.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-
 #include <strata/core/error.h>
 #include <strata/probe/control_task.h>
 #include <strata/probe/layer_probe.h>
@@ -44,9 +43,7 @@ double rel_diff(const at::Tensor& a, const at::Tensor& b) {
 
 double scalar(const TensorMap& t, const std::string& key) { return t.at(key).item<double>(); }
 
-std::string c_key(double c) {
-  return c == 0.01 ? "0.01" : c == 1.0 ? "1" : "100";
-}
+std::string c_key(double c) { return c == 0.01 ? "0.01" : c == 1.0 ? "1" : "100"; }
 
 class Sklearn : public ::testing::TestWithParam<std::string> {};
 
@@ -108,9 +105,9 @@ TEST_P(Sklearn, CrossValidationEqualsScikitLearnOnTheSameFolds) {
   const at::Tensor train = t.at("split").eq(1);
   const at::Tensor grid = t.at("cv_grid");
   std::vector<double> Cs(grid.data_ptr<double>(), grid.data_ptr<double>() + grid.numel());
-  const std::vector<double> acc =
-      cross_validate(t.at("x").index({train}), t.at("y").index({train}), t.at("folds"),
-                     ProbeOptions().set_Cs(Cs).set_tol(1e-7).set_max_iter(3000).set_double_precision(true));
+  const std::vector<double> acc = cross_validate(
+      t.at("x").index({train}), t.at("y").index({train}), t.at("folds"),
+      ProbeOptions().set_Cs(Cs).set_tol(1e-7).set_max_iter(3000).set_double_precision(true));
   ASSERT_EQ(acc.size(), Cs.size());
   const at::Tensor want = t.at("cv_accuracy");
   for (size_t i = 0; i < Cs.size(); ++i)
@@ -169,7 +166,8 @@ TEST(Split, KFoldGroupsStayTogether) {
   EXPECT_EQ(counts.numel(), 5);
   EXPECT_EQ(counts.min().item<int64_t>(), 20);
   const at::Tensor plain = kfold(103, at::Tensor(), 5, 1);
-  EXPECT_LE(at::bincount(plain).max().item<int64_t>() - at::bincount(plain).min().item<int64_t>(), 1);
+  EXPECT_LE(at::bincount(plain).max().item<int64_t>() - at::bincount(plain).min().item<int64_t>(),
+            1);
 }
 
 TEST(ControlTask, EachTypeGetsOneLabelFromTheEmpiricalDistribution) {
@@ -263,8 +261,8 @@ TEST(LayerProbe, RidgeProbe) {
   ProbeData data;
   data.labels = t.at("y");
   data.split = t.at("split");
-  const nlohmann::json r = probe_layers({{"x", t.at("x")}}, data,
-                                        ProbeOptions().set_kind(ProbeKind::Ridge).set_C(1.0));
+  const nlohmann::json r =
+      probe_layers({{"x", t.at("x")}}, data, ProbeOptions().set_kind(ProbeKind::Ridge).set_C(1.0));
   EXPECT_NEAR(r["layers"]["x"]["test_accuracy"].get<double>(), scalar(t, "ridge_C1_test_acc"),
               1e-12);
   EXPECT_EQ(r["probe"], "ridge");
@@ -272,7 +270,7 @@ TEST(LayerProbe, RidgeProbe) {
 
 // Item 8: each error names the layer and the count.
 ::testing::AssertionResult throws_mentioning(const std::function<void()>& f,
-                                            const std::vector<std::string>& parts) {
+                                             const std::vector<std::string>& parts) {
   try {
     f();
   } catch (const Error& e) {
@@ -289,31 +287,52 @@ TEST(LayerProbe, ErrorsNameTheLayerAndTheCount) {
   const at::Tensor x = at::randn({10, 3});
   ProbeData d;
   d.labels = at::tensor({0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1}, at::kLong);
-  EXPECT_TRUE(throws_mentioning([&] { probe_layers({{"layers.3", x}}, d); },
-                                {"layers.3", "10 samples", "12 entries"}));
+  EXPECT_TRUE(throws_mentioning(
+      [&] {
+        probe_layers({{"layers.3", x}}, d);
+      },
+      {"layers.3", "10 samples", "12 entries"}));
   d.labels = at::full({10}, 4, at::kLong);
-  EXPECT_TRUE(throws_mentioning([&] { probe_layers({{"layers.3", x}}, d); },
-                                {"layers.3", "single class (4)", "10 samples"}));
+  EXPECT_TRUE(throws_mentioning(
+      [&] {
+        probe_layers({{"layers.3", x}}, d);
+      },
+      {"layers.3", "single class (4)", "10 samples"}));
   d.labels = at::arange(10, at::kLong).remainder(2);
   at::Tensor bad = x.clone();
   bad[2][1] = std::nan("");
   bad[7][0] = INFINITY;
-  EXPECT_TRUE(throws_mentioning([&] { probe_layers({{"ok", x}, {"blocks.1", bad}}, d); },
-                                {"blocks.1", "2 NaN or Inf", "sample 2, feature 1"}));
+  EXPECT_TRUE(throws_mentioning(
+      [&] {
+        probe_layers({{"ok", x}, {"blocks.1", bad}}, d);
+      },
+      {"blocks.1", "2 NaN or Inf", "sample 2, feature 1"}));
   d.split = at::ones({10}, at::kLong);
-  EXPECT_TRUE(throws_mentioning([&] { probe_layers({{"layers.0", x}}, d); },
-                                {"layers.0", "10 train and 0 test samples"}));
+  EXPECT_TRUE(throws_mentioning(
+      [&] {
+        probe_layers({{"layers.0", x}}, d);
+      },
+      {"layers.0", "10 train and 0 test samples"}));
   d.split = at::zeros({10}, at::kLong);
-  EXPECT_TRUE(throws_mentioning([&] { probe_layers({{"layers.0", x}}, d); },
-                                {"layers.0", "0 train and 10 test"}));
+  EXPECT_TRUE(throws_mentioning(
+      [&] {
+        probe_layers({{"layers.0", x}}, d);
+      },
+      {"layers.0", "0 train and 10 test"}));
   d.split = at::tensor({1, 1, 0, 1, 0, 1, 0, 1, 0, 1}, at::kLong);  // train = all odd labels?
   d.labels = at::tensor({1, 1, 0, 1, 0, 1, 0, 1, 0, 1}, at::kLong);
-  EXPECT_TRUE(throws_mentioning([&] { probe_layers({{"layers.0", x}}, d); },
-                                {"layers.0", "single class (1)", "6 samples"}));
+  EXPECT_TRUE(throws_mentioning(
+      [&] {
+        probe_layers({{"layers.0", x}}, d);
+      },
+      {"layers.0", "single class (1)", "6 samples"}));
   d.split = at::Tensor();
   d.groups = at::zeros({9}, at::kLong);
-  EXPECT_TRUE(throws_mentioning([&] { probe_layers({{"emb", x}}, d); },
-                                {"emb", "10 samples", "'groups' has 9"}));
+  EXPECT_TRUE(throws_mentioning(
+      [&] {
+        probe_layers({{"emb", x}}, d);
+      },
+      {"emb", "10 samples", "'groups' has 9"}));
 }
 
 TEST(LogisticRegression, BinaryAndArbitraryLabelValues) {

@@ -52,11 +52,26 @@ struct LayerwiseProbeOptions {
   /// argument: each sample is its own type.
   int64_t type_input = 0;
 
-  LayerwiseProbeOptions& set_layers(std::vector<std::string> v) { layers = std::move(v); return *this; }
-  LayerwiseProbeOptions& set_position(ProbePosition v) { position = v; return *this; }
-  LayerwiseProbeOptions& set_indices(std::vector<int64_t> v) { indices = std::move(v); return *this; }
-  LayerwiseProbeOptions& set_probe(ProbeOptions v) { probe = std::move(v); return *this; }
-  LayerwiseProbeOptions& set_type_input(int64_t v) { type_input = v; return *this; }
+  LayerwiseProbeOptions& set_layers(std::vector<std::string> v) {
+    layers = std::move(v);
+    return *this;
+  }
+  LayerwiseProbeOptions& set_position(ProbePosition v) {
+    position = v;
+    return *this;
+  }
+  LayerwiseProbeOptions& set_indices(std::vector<int64_t> v) {
+    indices = std::move(v);
+    return *this;
+  }
+  LayerwiseProbeOptions& set_probe(ProbeOptions v) {
+    probe = std::move(v);
+    return *this;
+  }
+  LayerwiseProbeOptions& set_type_input(int64_t v) {
+    type_input = v;
+    return *this;
+  }
 };
 
 /// The analyzer; see the file comment. With Every and Indices, the samples of one sequence form

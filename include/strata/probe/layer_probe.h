@@ -15,11 +15,10 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
-#include <nlohmann/json.hpp>
-
 #include <strata/report/line_chart.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
@@ -44,29 +43,65 @@ struct ProbeOptions {
   std::optional<double> C;
   int64_t cv_folds = 5;  ///< folds for choosing C (on the training split only)
   std::vector<double> Cs = {1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1e3, 1e4};  ///< the CV grid
-  uint64_t seed = 0;            ///< first seed (split, folds, control labels)
-  int64_t num_seeds = 1;        ///< repeats with seeds seed, seed+1, ...; mean and std reported
-  double test_fraction = 0.2;   ///< held-out share when the data gives no split
-  bool control = false;         ///< also fit the control task and report selectivity
-  bool standardize = true;      ///< standardize features with training-split statistics
+  uint64_t seed = 0;           ///< first seed (split, folds, control labels)
+  int64_t num_seeds = 1;       ///< repeats with seeds seed, seed+1, ...; mean and std reported
+  double test_fraction = 0.2;  ///< held-out share when the data gives no split
+  bool control = false;        ///< also fit the control task and report selectivity
+  bool standardize = true;     ///< standardize features with training-split statistics
   /// logistic: L-BFGS stops when the 2-norm of the mean loss's gradient is below tol (at least as
   /// strict as scikit-learn's default, 1e-4 on the largest gradient entry)
   double tol = 1e-4;
-  int64_t max_iter = 1000;      ///< logistic: L-BFGS iterations at most
+  int64_t max_iter = 1000;        ///< logistic: L-BFGS iterations at most
   bool double_precision = false;  ///< logistic: float64 products (see LogisticOptions)
 
-  ProbeOptions& set_kind(ProbeKind v) { kind = v; return *this; }
-  ProbeOptions& set_C(std::optional<double> v) { C = v; return *this; }
-  ProbeOptions& set_cv_folds(int64_t v) { cv_folds = v; return *this; }
-  ProbeOptions& set_Cs(std::vector<double> v) { Cs = std::move(v); return *this; }
-  ProbeOptions& set_seed(uint64_t v) { seed = v; return *this; }
-  ProbeOptions& set_num_seeds(int64_t v) { num_seeds = v; return *this; }
-  ProbeOptions& set_test_fraction(double v) { test_fraction = v; return *this; }
-  ProbeOptions& set_control(bool v) { control = v; return *this; }
-  ProbeOptions& set_standardize(bool v) { standardize = v; return *this; }
-  ProbeOptions& set_tol(double v) { tol = v; return *this; }
-  ProbeOptions& set_max_iter(int64_t v) { max_iter = v; return *this; }
-  ProbeOptions& set_double_precision(bool v) { double_precision = v; return *this; }
+  ProbeOptions& set_kind(ProbeKind v) {
+    kind = v;
+    return *this;
+  }
+  ProbeOptions& set_C(std::optional<double> v) {
+    C = v;
+    return *this;
+  }
+  ProbeOptions& set_cv_folds(int64_t v) {
+    cv_folds = v;
+    return *this;
+  }
+  ProbeOptions& set_Cs(std::vector<double> v) {
+    Cs = std::move(v);
+    return *this;
+  }
+  ProbeOptions& set_seed(uint64_t v) {
+    seed = v;
+    return *this;
+  }
+  ProbeOptions& set_num_seeds(int64_t v) {
+    num_seeds = v;
+    return *this;
+  }
+  ProbeOptions& set_test_fraction(double v) {
+    test_fraction = v;
+    return *this;
+  }
+  ProbeOptions& set_control(bool v) {
+    control = v;
+    return *this;
+  }
+  ProbeOptions& set_standardize(bool v) {
+    standardize = v;
+    return *this;
+  }
+  ProbeOptions& set_tol(double v) {
+    tol = v;
+    return *this;
+  }
+  ProbeOptions& set_max_iter(int64_t v) {
+    max_iter = v;
+    return *this;
+  }
+  ProbeOptions& set_double_precision(bool v) {
+    double_precision = v;
+    return *this;
+  }
 };
 
 /// What is probed for, shared by every layer.

@@ -5,7 +5,8 @@
 //
 // i.e. C is the inverse L2 strength on the SUMMED loss. With two classes it is the binary
 // (sigmoid) model with one weight vector, as scikit-learn does. The optimizer is L-BFGS from
-// LBFGSpp (backtracking line search to the strong Wolfe conditions); matrix products run in float32 (or float64) through ATen's BLAS.
+// LBFGSpp (backtracking line search to the strong Wolfe conditions); matrix products run in float32
+// (or float64) through ATen's BLAS.
 //
 //   strata::LogisticRegression lr(strata::LogisticOptions().set_C(1.0));
 //   lr.fit(x_train, y_train);                  // float [N, D], int64 [N] (any label values)
@@ -21,21 +22,39 @@ namespace strata {
 
 /// Options for LogisticRegression.
 struct LogisticOptions {
-  double C = 1.0;          ///< inverse L2 strength on the summed loss (scikit-learn's C), > 0
-  double tol = 1e-4;       ///< stop when ||gradient of the mean loss||_2 <= tol
-  int64_t max_iter = 1000; ///< L-BFGS iterations at most
-  int64_t history = 10;    ///< L-BFGS memory (correction pairs)
-  bool warm_start = false; ///< start from the previous fit's solution when the shapes match
+  double C = 1.0;           ///< inverse L2 strength on the summed loss (scikit-learn's C), > 0
+  double tol = 1e-4;        ///< stop when ||gradient of the mean loss||_2 <= tol
+  int64_t max_iter = 1000;  ///< L-BFGS iterations at most
+  int64_t history = 10;     ///< L-BFGS memory (correction pairs)
+  bool warm_start = false;  ///< start from the previous fit's solution when the shapes match
   /// Products in float64 instead of float32: slower, but the gradient can reach tolerances
   /// below ~1e-5 (float32 sums of N terms cannot).
   bool double_precision = false;
 
-  LogisticOptions& set_C(double v) { C = v; return *this; }
-  LogisticOptions& set_tol(double v) { tol = v; return *this; }
-  LogisticOptions& set_max_iter(int64_t v) { max_iter = v; return *this; }
-  LogisticOptions& set_history(int64_t v) { history = v; return *this; }
-  LogisticOptions& set_warm_start(bool v) { warm_start = v; return *this; }
-  LogisticOptions& set_double_precision(bool v) { double_precision = v; return *this; }
+  LogisticOptions& set_C(double v) {
+    C = v;
+    return *this;
+  }
+  LogisticOptions& set_tol(double v) {
+    tol = v;
+    return *this;
+  }
+  LogisticOptions& set_max_iter(int64_t v) {
+    max_iter = v;
+    return *this;
+  }
+  LogisticOptions& set_history(int64_t v) {
+    history = v;
+    return *this;
+  }
+  LogisticOptions& set_warm_start(bool v) {
+    warm_start = v;
+    return *this;
+  }
+  LogisticOptions& set_double_precision(bool v) {
+    double_precision = v;
+    return *this;
+  }
 };
 
 /// An L2-regularized (multinomial) logistic-regression classifier; see the file comment.

@@ -1,7 +1,7 @@
 // Ridge regression in closed form, multi-output, with an unpenalized intercept, as
-// scikit-learn's Ridge(alpha, fit_intercept=True): minimize ||Y - X W^T - b||_F^2 + alpha ||W||_F^2,
-// solved as (Xc^T Xc + alpha I) W^T = Xc^T Yc on centred data (Cholesky / LDLT in double).
-// RidgeClassifier is the probe built on it: targets +1 for the true class and -1 elsewhere
+// scikit-learn's Ridge(alpha, fit_intercept=True): minimize ||Y - X W^T - b||_F^2 + alpha
+// ||W||_F^2, solved as (Xc^T Xc + alpha I) W^T = Xc^T Yc on centred data (Cholesky / LDLT in
+// double). RidgeClassifier is the probe built on it: targets +1 for the true class and -1 elsewhere
 // (one column for two classes), prediction = argmax (binary: sign), as scikit-learn's
 // RidgeClassifier.
 //

@@ -7,27 +7,27 @@
 //   c.title = "linear probe: next token starts a word";
 //   c.y_label = "accuracy";
 //   c.y_min = 0; c.y_max = 1;
-//   c.series.push_back({"test", {0.61, 0.84, 0.90}, {0.01, 0.02, 0.01}, strata::Rgb{31, 119, 180}});
-//   c.render().save_png("curve.png");
+//   c.series.push_back({"test", {0.61, 0.84, 0.90}, {0.01, 0.02, 0.01}, strata::Rgb{31, 119,
+//   180}}); c.render().save_png("curve.png");
 #pragma once
+
+#include <strata/report/image.h>
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <strata/report/image.h>
-
 namespace strata {
 
 /// One line of a LineChart.
 struct LineSeries {
-  std::string name;               ///< shown in the legend
-  std::vector<double> y;          ///< one value per x position (NaN: a gap)
-  std::vector<double> std;        ///< optional, same length: a shaded band y ± std
-  Rgb color{31, 119, 180};        ///< line colour
-  bool dashed = false;            ///< dashed line (baselines)
-  bool markers = true;            ///< a small square at each point
+  std::string name;         ///< shown in the legend
+  std::vector<double> y;    ///< one value per x position (NaN: a gap)
+  std::vector<double> std;  ///< optional, same length: a shaded band y ± std
+  Rgb color{31, 119, 180};  ///< line colour
+  bool dashed = false;      ///< dashed line (baselines)
+  bool markers = true;      ///< a small square at each point
 };
 
 /// A line chart; see the file comment.
