@@ -11,6 +11,7 @@
 #include <strata/core/error.h>
 #include <strata/io/safetensors.h>
 #include <strata/model/model.h>
+#include "test_process.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -488,31 +489,8 @@ TEST(ModalityUncertainty, Errors) {
 // ---------------------------------------------------------------------------------------------
 // The tiny toy vision-language model (trained here, a few seconds) and the command.
 
-struct ProcResult {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-ProcResult run(const std::vector<std::string>& argv) {
-  std::string cmd;
-  for (const auto& a : argv) cmd += quote(a) + " ";
-  cmd += "2>&1";
-  ProcResult r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) throw std::runtime_error("cannot run " + cmd);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using testing::ProcResult;
+ProcResult run(const std::vector<std::string>& argv) { return testing::run_process(argv); }
 
 std::string& scratch_dir() {
   static std::string dir;
