@@ -372,7 +372,8 @@ struct Cell {
 };
 
 // One row of V logits with what the pass needs: x = logits, e = exp(x - m) for a shift m (the
-// row's maximum, or 0 when exp(x) is safe).
+// row's maximum, or 0 when exp(x) is safe). The final distribution's rows have no float e (its
+// float64 e comes separately).
 template <typename S>
 struct Row {
   const S* x;
@@ -444,7 +445,7 @@ STRATA_VECTOR_CLONES void row_sums(const S* x, const E* e, const double* pf, int
 }
 
 // The lens over rows of V: row(l, n) for each layer l < L and position n, row(L, n) the final
-// distribution, whose e also comes in float64 from final_e(n) (pf = e / Σ e carries into every
+// distribution, whose e comes (only) in float64 from final_e(n) (pf = e / Σ e carries into every
 // layer's KL, so it gets the full precision). With c = m + log Σ e the log-normalizer of a row and
 // p = e / Σ e:
 //   entropy     H = c − Σ p·x
@@ -724,18 +725,20 @@ void LogitLens::end_batch(const BatchContext& batch) {
     Block& bl = blocks[i];
     bl.x = bl.x.to(opts).contiguous();
     bl.m = bl.x.amax(-1, /*keepdim=*/true);
+    for (int64_t j = 0; j < bl.count; ++j) block_of[bl.first + j] = static_cast<int64_t>(i);
+    if (bl.first == L) continue;  // the final distribution's e: in float64, below
     // exp(x - m) keeps the largest term at 1. When every row's maximum lies in [-20, 80],
     // exp(x) itself neither overflows nor loses a row's leading terms (float32 and float64), so
     // the subtraction (a broadcast pass over all rows) is skipped and m counts as 0 below.
     const auto range = at::aminmax(bl.m);
     bl.shifted = !(std::get<0>(range).item<double>() >= -20 && std::get<1>(range).item<double>() <= 80);
     bl.e = bl.shifted ? bl.x.sub(bl.m).exp_() : bl.x.exp();
-    for (int64_t j = 0; j < bl.count; ++j) block_of[bl.first + j] = static_cast<int64_t>(i);
   }
-  // The final distribution's e again in float64, with the same shift.
+  // The final distribution's e = exp(x - m) in float64 only: its probabilities enter every
+  // layer's KL.
   const Block& fb = blocks.back();
-  const at::Tensor fx64 = fb.x.to(at::kDouble);
-  const at::Tensor final_e64 = (fb.shifted ? fx64.sub(fb.m.to(at::kDouble)) : fx64).exp().contiguous();
+  const at::Tensor final_e64 =
+      fb.x.to(at::kDouble).sub(fb.m.to(at::kDouble)).exp_().contiguous();
   std::vector<Cell> cells((L + 1) * N);
   std::vector<int64_t> topk_ids((L + 1) * N * k), final_top1(N);
   std::vector<double> topk_probs((L + 1) * N * k);
@@ -754,11 +757,13 @@ void LogitLens::end_batch(const BatchContext& batch) {
       }
       const Block& bl = blocks[block_of[l]];
       const int64_t row0 = (l - bl.first) * N;
-      ptr[l] = {bl.x.data_ptr<S>() + row0 * V, bl.e.data_ptr<S>() + row0 * V,
+      ptr[l] = {bl.x.data_ptr<S>() + row0 * V,
+                bl.e.defined() ? bl.e.data_ptr<S>() + row0 * V : nullptr,
                 bl.shifted ? bl.m.data_ptr<S>() + row0 : nullptr};
     }
     const std::function<Row<S>(int64_t, int64_t)> row = [&](int64_t l, int64_t n) -> Row<S> {
-      return {ptr[l].x + n * V, ptr[l].e + n * V, ptr[l].m ? ptr[l].m[n] : S(0)};
+      return {ptr[l].x + n * V, ptr[l].e ? ptr[l].e + n * V : nullptr,
+              ptr[l].m ? ptr[l].m[n] : S(0)};
     };
     const std::function<const double*(int64_t)> final_e = [&](int64_t n) {
       return final_e64.data_ptr<double>() + n * V;
