@@ -125,23 +125,6 @@ std::string elide(const std::string& chars, int64_t max_w, int scale) {
   return chars.substr(0, static_cast<size_t>(fit));
 }
 
-// Draws `text` turned a quarter left, reading upwards, into the box at (x, y) that is
-// text_height wide and text_width tall.
-void draw_text_upwards(Image& img, int64_t x, int64_t y, const std::string& text, Rgb c,
-                       int scale) {
-  const int64_t w = Image::text_width(text, scale), h = Image::text_height(scale);
-  if (w == 0) return;
-  // Only ink is copied, so the flat stamp's background colour needs only differ from c.
-  const Rgb paper{static_cast<uint8_t>(c.r ^ 0xFF), c.g, c.b};
-  Image flat(w, h, paper);
-  flat.draw_text(0, 0, text, c, scale);
-  for (int64_t v = 0; v < h; ++v)
-    for (int64_t u = 0; u < w; ++u) {
-      const Rgb p = flat.at(u, v);
-      if (p.r == c.r && p.g == c.g && p.b == c.b) img.set(x + v, y + (w - 1 - u), c);
-    }
-}
-
 struct Label {
   int64_t x, y;
   std::string text;
@@ -330,7 +313,7 @@ Image Heatmap::render() const {
 
   for (const auto& t : plan.ticks) img.draw_line(t.x0, t.y0, t.x1, t.y1, kTickGrey);
   for (const auto& l : plan.labels) img.draw_text(l.x, l.y, l.text, kInk, s);
-  for (const auto& l : plan.vertical_labels) draw_text_upwards(img, l.x, l.y, l.text, kInk, s);
+  for (const auto& l : plan.vertical_labels) img.draw_text_upwards(l.x, l.y, l.text, kInk, s);
   img.draw_text(plan.title.x, plan.title.y, plan.title.text, kInk, s);
   return img;
 }

@@ -144,6 +144,21 @@ void Image::draw_text(int64_t x, int64_t y, const std::string& text, Rgb c, int 
   }
 }
 
+void Image::draw_text_upwards(int64_t x, int64_t y, const std::string& text, Rgb c, int scale) {
+  const int64_t w = text_width(text, scale), h = text_height(scale);
+  if (w == 0) return;
+  // Drawn flat on a stamp, then turned; only ink is copied, so the stamp's background colour
+  // needs only differ from c.
+  const Rgb paper{static_cast<uint8_t>(c.r ^ 0xFF), c.g, c.b};
+  Image flat(w, h, paper);
+  flat.draw_text(0, 0, text, c, scale);
+  for (int64_t v = 0; v < h; ++v)
+    for (int64_t u = 0; u < w; ++u) {
+      const Rgb p = flat.at(u, v);
+      if (p.r == c.r && p.g == c.g && p.b == c.b) set(x + v, y + (w - 1 - u), c);
+    }
+}
+
 int64_t Image::text_width(const std::string& text, int scale) {
   check_scale("Image::text_width", scale);
   const auto n = static_cast<int64_t>(detail::font_chars(text).size());

@@ -22,20 +22,6 @@ Rgb tint(Rgb c, double keep) {
   return Rgb{mix(c.r), mix(c.g), mix(c.b)};
 }
 
-void draw_text_upwards(Image& img, int64_t x, int64_t y, const std::string& text, Rgb c,
-                       int scale) {
-  const int64_t w = Image::text_width(text, scale), h = Image::text_height(scale);
-  if (w == 0) return;
-  const Rgb paper{static_cast<uint8_t>(c.r ^ 0xFF), c.g, c.b};
-  Image flat(w, h, paper);
-  flat.draw_text(0, 0, text, c, scale);
-  for (int64_t v = 0; v < h; ++v)
-    for (int64_t u = 0; u < w; ++u) {
-      const Rgb p = flat.at(u, v);
-      if (p.r == c.r && p.g == c.g && p.b == c.b) img.set(x + v, y + (w - 1 - u), c);
-    }
-}
-
 void draw_dashed(Image& img, double x0, double y0, double x1, double y1, Rgb c, int thick,
                  double& phase) {
   const double len = std::hypot(x1 - x0, y1 - y0);
@@ -142,7 +128,7 @@ Image LineChart::render() const {
     if (i > 0 && i < n) img.draw_line(x, top, x, top + plot_h, tint(kGrid, 0.6));
     const std::string& l = x_labels[i];
     if (rotate) {
-      draw_text_upwards(img, x - th / 2, top + plot_h + 12, l, kInk, kScale);
+      img.draw_text_upwards(x - th / 2, top + plot_h + 12, l, kInk, kScale);
     } else {
       img.draw_text(x - Image::text_width(l, kScale) / 2, top + plot_h + 12, l, kInk, kScale);
     }
@@ -185,7 +171,7 @@ Image LineChart::render() const {
   img.draw_line(left, top, left, top + plot_h, kAxis, 2);
   img.draw_line(left, top + plot_h, left + plot_w, top + plot_h, kAxis, 2);
   if (!y_label.empty())
-    draw_text_upwards(img, 16, top + (plot_h - Image::text_width(y_label, kScale)) / 2, y_label,
+    img.draw_text_upwards(16, top + (plot_h - Image::text_width(y_label, kScale)) / 2, y_label,
                       kInk, kScale);
   if (!x_label.empty())
     img.draw_text(left + (plot_w - Image::text_width(x_label, kScale)) / 2, H - 12 - th, x_label,

@@ -38,6 +38,9 @@ class Image {
   /// (one '?' per UTF-8 character, so a multi-byte token shows as a single '?').
   /// Each glyph is `text_width(1)` by `text_height(1)` pixels times `scale`.
   void draw_text(int64_t x, int64_t y, const std::string& text, Rgb c, int scale = 1);
+  /// Draws `text` turned a quarter left, reading upwards (an axis title, a column label), into
+  /// the box at (x, y) that is `text_height(scale)` wide and `text_width(text, scale)` tall.
+  void draw_text_upwards(int64_t x, int64_t y, const std::string& text, Rgb c, int scale = 1);
   /// Width in pixels of `text` drawn at `scale`.
   static int64_t text_width(const std::string& text, int scale = 1);
   /// Height in pixels of one line of text at `scale`.
