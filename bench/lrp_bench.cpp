@@ -24,22 +24,29 @@
 
 namespace {
 
-// Times every variant once per round, variants interleaved, so that load from other processes
-// on the machine hits them alike; reports each variant's median.
+// Times the variants in blocks: each round runs every variant `reps / rounds` times in a row
+// (after one untimed run), variants taking turns round by round, so that load from other
+// processes on the machine hits them alike while each variant runs with its own data warm in the
+// caches, as a loop over inputs would (one run of a variant right after a different one measures
+// the cache refill as well). Reports each variant's median.
 class Interleaved {
  public:
   void add(std::string name, std::function<void()> f) {
     runs_.push_back({std::move(name), std::move(f), {}});
   }
-  nlohmann::json run(int reps) {
+  nlohmann::json run(int reps, int rounds = 5) {
     for (auto& r : runs_)
       for (int i = 0; i < 3; ++i) r.f();  // warm-up (the executor optimises on the first runs)
-    for (int i = 0; i < reps; ++i)
+    const int per = std::max(1, reps / rounds);
+    for (int k = 0; k < rounds; ++k)
       for (auto& r : runs_) {
-        const auto a = std::chrono::steady_clock::now();
         r.f();
-        const auto b = std::chrono::steady_clock::now();
-        r.ms.push_back(std::chrono::duration<double, std::milli>(b - a).count());
+        for (int i = 0; i < per; ++i) {
+          const auto a = std::chrono::steady_clock::now();
+          r.f();
+          const auto b = std::chrono::steady_clock::now();
+          r.ms.push_back(std::chrono::duration<double, std::milli>(b - a).count());
+        }
       }
     nlohmann::json out;
     for (auto& r : runs_) {

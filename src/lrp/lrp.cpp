@@ -1,5 +1,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include "epsilon_kernel.h"
+
 #include <strata/capture/hook_session.h>
 #include <strata/core/error.h>
 #include <strata/lrp/canonizer.h>
@@ -7,12 +9,20 @@
 #include <strata/model/model.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/function.h>
 #include <torch/csrc/jit/api/module.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace strata {
 
@@ -29,17 +39,42 @@ at::Tensor stabilize(const at::Tensor& z, double eps) {
   return at::where(z >= 0, z + eps, z - eps);
 }
 
-// Identity forward (a copy, so that in-place ops downstream are safe), gradient multiplied by
-// `scale` backward: the epsilon rule with z' = z in one kernel each way.
-struct ScaleGrad : public torch::autograd::Function<ScaleGrad> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& y,
-                            const at::Tensor& scale) {
-    ctx->saved_data["scale"] = scale;
-    return y.clone();
+// The epsilon rule at a layer whose output z the model computed itself: the autograd node
+// between z and the rest of the model. Its forward is no computation at all: the model goes on
+// with z.detach() (same memory, same version counter) as the node's output. Its backward
+// multiplies the gradient by z / (z + eps sign z) in one fused pass, writing into the gradient's
+// own buffer when nothing else holds it. The factor is computed in the backward from z itself
+// ("lazy") unless `scale` was computed in the forward ("eager"): for layers whose output the model
+// modifies in place (the driver checks z's version counter after the forward).
+struct EpsilonBackward : public torch::autograd::Node {
+  at::Tensor z, scale;
+  double eps = 0;
+
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    at::Tensor g = std::move(grads[0]);
+    if (!g.defined()) return {at::Tensor()};
+    if (scale.defined()) return {g * scale};
+    return {lrp_detail::epsilon_scaled_grad(std::move(g), z, eps)};
   }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    return {grads[0] * ctx->saved_data["scale"].toTensor(), at::Tensor()};
+  std::string name() const override { return "strata::LrpEpsilonBackward"; }
+  void release_variables() override {
+    z.reset();
+    scale.reset();
+  }
+
+  // The node's output for layer output `y`.
+  static at::Tensor apply_to(const at::Tensor& y, double eps, bool eager) {
+    auto node = std::shared_ptr<EpsilonBackward>(new EpsilonBackward(), torch::autograd::deleteNode);
+    node->set_next_edges(torch::autograd::collect_next_edges(y));
+    node->eps = eps;
+    if (eager) {
+      node->scale = lrp_detail::epsilon_scale(y.detach(), eps);
+    } else {
+      node->z = y.detach();
+    }
+    at::Tensor out = y.detach();
+    torch::autograd::create_gradient_edge(out, std::move(node));
+    return out;
   }
 };
 
@@ -83,6 +118,11 @@ struct Layer {
   enum class Fast { None, Linear, Conv } fast = Fast::None;
   std::vector<int64_t> stride, padding, dilation;
   int64_t groups = 1;
+  // The epsilon rule's factor is computed in the forward (not from the output in the backward),
+  // because the model modifies this layer's output in place.
+  bool eager_scale = false;
+  // An activation that works in place gets a copy of its input (the pass rule needs the input).
+  bool copy_input = false;
   // Per forward call:
   at::Tensor input;
   at::Tensor last_input;  // input of the latest completed call (a following BatchNorm needs it)
@@ -171,6 +211,25 @@ at::Tensor run_layer(Layer& L, const at::Tensor& in, const at::Tensor& w, const 
   return out;
 }
 
+// An explanation keeps layer outputs alive until its backward, then frees them all at once. With
+// glibc's default malloc settings that memory can go back to the kernel after each explanation
+// and come back page by page in the next: on the face-expression CNN of bench/run_lrp_bench.sh
+// that was up to 1,500 page faults per explanation and three times the run time, depending on
+// where the heap happened to lie. Keeping blocks below 32 MiB on the heap and a free heap top of
+// up to 64 MiB in the process removes that (about 28 faults per explanation). Done once per
+// process, on glibc only, and not when the user set glibc.malloc tunables (GLIBC_TUNABLES).
+void keep_freed_memory_in_process() {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* tunables = std::getenv("GLIBC_TUNABLES");
+    if (tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr) return;
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  });
+#endif
+}
+
 }  // namespace
 
 struct LrpPass {
@@ -184,6 +243,28 @@ struct LrpPass {
   std::map<std::string, std::string> bn_of_layer;  // layer -> bn (learned during the pass)
   std::map<std::string, MergedPair> merged;        // by bn name
   double merge_tolerance = 1e-3;
+  // Outputs whose epsilon factor the backward computes from the output itself, with the output's
+  // version at the time: if the model changed one in place later in the forward, the factor would
+  // be wrong, so the layer switches to the eager factor and the pass runs again.
+  struct Lazy {
+    Layer* layer;
+    at::Tensor output;
+    int64_t version;
+  };
+  std::vector<Lazy> lazy;
+
+  // After the forward: switches the layers whose output changed in place to the eager factor;
+  // true when there were any (the pass must run again).
+  bool switch_modified_to_eager() {
+    bool any = false;
+    for (const Lazy& l : lazy) {
+      if (l.output._version() == l.version) continue;
+      l.layer->eager_scale = true;
+      any = true;
+    }
+    lazy.clear();
+    return any;
+  }
 
   // The input the gradient should carry for modifier value `c` (a constant such as ones or a
   // bound) at a layer with input `x`: x * (c / x) has value c and x * d/dx = c.
@@ -230,7 +311,9 @@ struct LrpPass {
         const double eps = rule.kind() == Rule::Kind::Zero ? 0.0 : rule.eps();
         if (y_is_layer_output) {
           if (eps == 0.0) return y;  // LRP-0 is the gradient
-          return ScaleGrad::apply(y, yd / stabilize(yd, eps));
+          at::Tensor out = EpsilonBackward::apply_to(y, eps, L.eager_scale);
+          if (!L.eager_scale) lazy.push_back({&L, yd, yd._version()});
+          return out;
         }
         at::Tensor z = run_layer(L, x, W, B);
         const at::Tensor zd = z.detach();
@@ -308,9 +391,9 @@ struct LrpPass {
     if (it == layers.end()) return x;
     Layer& L = it->second;
     L.input = x;
-    // In-place activations (ReLU(inplace=True)) would overwrite the recorded input: give them a
+    // In-place activations (ReLU6(inplace=True)) would overwrite the recorded input: give them a
     // copy to work on.
-    if (L.cls == LayerClass::Activation) return x.clone();
+    if (L.copy_input) return x.clone();
     return x;
   }
 
@@ -401,6 +484,7 @@ struct LrpExplainer::Impl {
 LrpExplainer::LrpExplainer(const Model& model, Composite composite, LrpOptions options)
     : impl_(std::make_unique<Impl>()) {
   model.require_hook_points();
+  keep_freed_memory_in_process();
   impl_->model = &model;
   impl_->composite = std::move(composite);
   impl_->options = options;
@@ -420,6 +504,14 @@ LrpExplainer::LrpExplainer(const Model& model, Composite composite, LrpOptions o
     L.rule = r.rule;
     L.mod = model.submodule(m.name);
     L.channel_dim = m.type_name == "Linear" ? -1 : 1;
+    if (L.cls == LayerClass::Activation) {
+      // torch.nn's activations say whether they work in place (those without the flag never do);
+      // a module of the model's own code is assumed to.
+      const c10::IValue inplace = L.mod.hasattr("inplace") ? L.mod.attr("inplace") : c10::IValue();
+      const auto qn = L.mod.type()->name();
+      const bool torch_nn = qn && qn->qualifiedName().rfind("__torch__.torch.nn.", 0) == 0;
+      L.copy_input = inplace.isBool() ? inplace.toBool() : !torch_nn;
+    }
     if (r.rule && r.rule->needs_weight()) {
       const at::Tensor w = optional_tensor_attr(L.mod, "weight");
       STRATA_CHECK(w.defined(), "LRP: rule '", r.rule->describe(),
@@ -450,15 +542,6 @@ LrpResult LrpExplainer::explain(const std::vector<c10::IValue>& inputs, int64_t 
   STRATA_CHECK(x0.is_floating_point(), "LRP: arg0 is ", x0.scalar_type(), " ", shape_of(x0),
                "; LRP explains a floating-point input (an image, features)");
   LrpPass& P = impl_->pass;
-  P.proxies.clear();
-  P.linear_outputs.clear();
-  for (auto& kv : P.layers) kv.second.input = kv.second.last_input = at::Tensor();
-
-  at::Tensor x = x0.detach().clone().requires_grad_(true);
-  P.model_input = x;
-  std::vector<c10::IValue> args = inputs;
-  args[0] = x;
-
   LrpResult res;
   res.target = target;
   res.composite = impl_->composite.name();
@@ -466,17 +549,33 @@ LrpResult LrpExplainer::explain(const std::vector<c10::IValue>& inputs, int64_t 
   torch::jit::Module& root = impl_->model->module();
   FreezeParams freeze(root);
   at::AutoGradMode grad_on(true);
-  HookSession session;
-  session.edit("*", Edit::callback([&P](const HookPoint& p, const at::Tensor& v) {
-                 return p.kind == HookKind::Input ? P.on_input(p, v) : P.on_output(p, v);
-               }),
-               Which::Both);
-  if (impl_->options.keep_points) {
-    session.capture_all(Which::Output)
-        .retain_grad(true)
-        .keep(KeepOptions().set_clone(true).set_device(std::nullopt));
-  }
-  const c10::IValue out_v = impl_->model->forward(args);
+  at::Tensor x;
+  std::optional<HookSession> session;
+  c10::IValue out_v;
+  // A second run only when the model turned out to modify a layer output in place (see
+  // LrpPass::lazy); the layer then keeps the eager factor, so later calls run once.
+  do {
+    P.proxies.clear();
+    P.linear_outputs.clear();
+    P.lazy.clear();
+    for (auto& kv : P.layers) kv.second.input = kv.second.last_input = at::Tensor();
+    x = x0.detach().clone().requires_grad_(true);
+    P.model_input = x;
+    std::vector<c10::IValue> args = inputs;
+    args[0] = x;
+    session.reset();
+    session.emplace();
+    session->edit("*", Edit::callback([&P](const HookPoint& p, const at::Tensor& v) {
+                    return p.kind == HookKind::Input ? P.on_input(p, v) : P.on_output(p, v);
+                  }),
+                  Which::Both);
+    if (impl_->options.keep_points) {
+      session->capture_all(Which::Output)
+          .retain_grad(true)
+          .keep(KeepOptions().set_clone(true).set_device(std::nullopt));
+    }
+    out_v = impl_->model->forward(args);
+  } while (P.switch_modified_to_eager());
   const std::vector<at::Tensor> outs = flatten_tensors(out_v);
   STRATA_CHECK(!outs.empty(), "LRP: the model returned no tensor (", describe_value(out_v), ")");
   const at::Tensor out = outs[0];
@@ -505,8 +604,8 @@ LrpResult LrpExplainer::explain(const std::vector<c10::IValue>& inputs, int64_t 
   for (const auto& kv : P.merged) res.merged.push_back(kv.second);
 
   if (impl_->options.keep_points) {
-    const TensorMap grads = session.gradients();
-    const TensorMap& acts = session.activations();
+    const TensorMap grads = session->gradients();
+    const TensorMap& acts = session->activations();
     std::unordered_map<std::string, std::string> rule_of;
     for (const auto& kv : impl_->rules) rule_of[kv.first] = kv.second;
     for (const auto& kv : P.bn_of_layer) rule_of[kv.first] = "merged into " + kv.second;
@@ -514,7 +613,7 @@ LrpResult LrpExplainer::explain(const std::vector<c10::IValue>& inputs, int64_t 
       rule_of[kv.first] = P.layers.at(kv.second.layer).rule->describe() + " (merged " +
                           kv.second.layer + " + " + kv.first + ")";
     double total_abs = 0;
-    for (const HookPoint& hp : session.seen()) {
+    for (const HookPoint& hp : session->seen()) {
       if (hp.kind != HookKind::Output) continue;
       const std::string key = hp.key();
       if (!acts.contains(key) || res.points.contains(key)) continue;

@@ -146,6 +146,31 @@ TEST(Lrp, ConservesOnResNetWithInPlaceOps) {
   }
 }
 
+TEST(Lrp, EpsilonIsRightWhenTheModelChangesConvOutputsInPlace) {
+  // The epsilon factor z / (z + eps sign z) is read from each conv output in the backward. Here
+  // the model overwrites conv outputs in place (ReLU(inplace=True) on conv1, `out += x` on
+  // conv2), so the factor must come from the values before that: the same network written out of
+  // place gives the reference. A large eps makes a factor from the wrong values visible.
+  const at::Tensor x = tensors("inplace_net.safetensors").at("arg0");
+  Model reference_model = Model::load(lrp_fixture("outofplace_net.pt"));
+  const Composite eps = Composite::parse_rules("*=epsilon:0.01");
+  const LrpResult want = lrp(reference_model, {x}, 1, eps);
+  Model model = Model::load(lrp_fixture("inplace_net.pt"));
+  LrpExplainer ex(model, eps);
+  for (int call = 0; call < 2; ++call) {  // the first call finds the in-place ops, the second knows
+    const LrpResult got = ex.explain({x}, 1);
+    const double scale = want.relevance.abs().max().item<double>();
+    EXPECT_NEAR(got.output_score, want.output_score, 1e-6);
+    EXPECT_LT(max_abs_diff(got.relevance, want.relevance), 1e-5 * scale) << "call " << call;
+    EXPECT_NEAR(got.input_sum, want.input_sum, 1e-5 * std::abs(want.input_sum)) << "call " << call;
+  }
+  // eps changes the relevance visibly here (else a wrong factor could go unnoticed)
+  const LrpResult zero = lrp(reference_model, {x}, 1, Composite::parse_rules("*=zero"));
+  EXPECT_GT(max_abs_diff(zero.relevance, want.relevance), 0.05 * want.relevance.abs().max().item<double>());
+  {
+  }
+}
+
 TEST(Lrp, ActivationsNeedAnElementWiseRule) {
   // Activations get the pass rule; a weight rule there is refused, naming the module.
   Model model = Model::load(lrp_fixture("mobile_net.pt"));

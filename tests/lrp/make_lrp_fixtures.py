@@ -303,6 +303,54 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class PlainBlock(nn.Module):
+    """A residual block without BatchNorm whose conv outputs the model changes in place (in-place
+    ReLU straight on conv1, `out += identity` on conv2), or the same block written out of place."""
+
+    def __init__(self, c, inplace: bool):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, 1, 1)
+        self.relu1 = nn.ReLU(inplace=inplace)
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1)
+        self.relu2 = nn.ReLU(inplace=inplace)
+        self.inplace = inplace
+
+    def forward(self, x):
+        out = self.conv2(self.relu1(self.conv1(x)))
+        if self.inplace:
+            out += x
+        else:
+            out = out + x
+        return self.relu2(out)
+
+
+class PlainNet(nn.Module):
+    def __init__(self, inplace: bool):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 6, 3, 1, 1)
+        self.relu = nn.ReLU(inplace=inplace)
+        self.block = PlainBlock(6, inplace)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x):
+        x = self.block(self.relu(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def inplace_case(out):
+    """The same weights twice: with in-place ops on conv outputs, and without."""
+    torch.manual_seed(3)
+    a = PlainNet(True).eval()
+    b = PlainNet(False).eval()
+    b.load_state_dict(a.state_dict())
+    torch.jit.script(a).save(os.path.join(out, "inplace_net.pt"))
+    torch.jit.script(b).save(os.path.join(out, "outofplace_net.pt"))
+    gen = torch.Generator().manual_seed(4)
+    stio.save(os.path.join(out, "inplace_net.safetensors"),
+              {"arg0": torch.randn(1, 3, 12, 12, generator=gen)})
+
+
 def resnet_case(out):
     torch.manual_seed(0)
     net = ResNet()
@@ -402,6 +450,7 @@ def main():
     relu_case(out)
     mobile_case(out)
     resnet_case(out)
+    inplace_case(out)
     torch.jit.script(LonelyNorm().eval()).save(os.path.join(out, "lonely_bn.pt"))
     torch.jit.script(WithLayerNorm().eval()).save(os.path.join(out, "layernorm_net.pt"))
     torch.jit.script(Hand().eval()).save(os.path.join(out, "hand.pt"))

@@ -1,0 +1,100 @@
+#include "epsilon_kernel.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+// The loops also get an AVX2 build, chosen at load time on CPUs that have it (the library itself
+// targets baseline x86-64).
+#if defined(__x86_64__) && defined(__GNUC__)
+#define STRATA_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define STRATA_VECTOR_CLONES
+#endif
+
+namespace strata::lrp_detail {
+
+namespace {
+
+// Elements per task: a pass over this many floats costs far more than handing out a task.
+constexpr int64_t kGrain = 16384;
+
+template <typename T>
+STRATA_VECTOR_CLONES void scale_loop(const T* __restrict z, T* __restrict out, int64_t n, T eps) {
+  // (a select between two constants, which vectorizes; z + (-eps) == z - eps exactly)
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = z[i];
+    out[i] = v / (v + (v >= T(0) ? eps : -eps));
+  }
+}
+
+template <typename T>
+STRATA_VECTOR_CLONES void scaled_grad_inplace(T* g, const T* __restrict z, int64_t n, T eps) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = z[i];
+    g[i] = g[i] * (v / (v + (v >= T(0) ? eps : -eps)));
+  }
+}
+
+template <typename T>
+STRATA_VECTOR_CLONES void scaled_grad_loop(const T* __restrict g, const T* __restrict z,
+                                           T* __restrict out, int64_t n, T eps) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = z[i];
+    out[i] = g[i] * (v / (v + (v >= T(0) ? eps : -eps)));
+  }
+}
+
+bool fused_ok(const at::Tensor& t) {
+  return t.device().is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
+}
+
+at::Tensor stabilized_ratio(const at::Tensor& z, double eps) {
+  return z / at::where(z >= 0, z + eps, z - eps);
+}
+
+}  // namespace
+
+at::Tensor epsilon_scale(const at::Tensor& z_in, double eps) {
+  if (!fused_ok(z_in)) return stabilized_ratio(z_in, eps);
+  const at::Tensor z = z_in.contiguous();
+  at::Tensor out = at::empty_like(z, at::MemoryFormat::Contiguous);
+  const int64_t n = z.numel();
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "epsilon_scale", [&] {
+    const scalar_t* zp = z.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    const auto e = static_cast<scalar_t>(eps);
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t end) {
+      scale_loop<scalar_t>(zp + b, op + b, end - b, e);
+    });
+  });
+  return out;
+}
+
+at::Tensor epsilon_scaled_grad(at::Tensor g_in, const at::Tensor& z_in, double eps) {
+  if (!fused_ok(z_in) || g_in.scalar_type() != z_in.scalar_type() || !g_in.device().is_cpu() ||
+      g_in.sizes() != z_in.sizes())
+    return g_in * stabilized_ratio(z_in, eps);
+  const at::Tensor z = z_in.contiguous();
+  // A gradient nothing else refers to (no other tensor, no view of its storage) is overwritten:
+  // a fresh buffer of this size per layer would cost page faults on every call.
+  const bool own = g_in.is_contiguous() && !g_in.requires_grad() && g_in.use_count() == 1 &&
+                   g_in.storage().use_count() == 1;
+  const at::Tensor g = g_in.contiguous();
+  at::Tensor out = own ? g : at::empty_like(z, at::MemoryFormat::Contiguous);
+  const int64_t n = z.numel();
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "epsilon_scaled_grad", [&] {
+    const scalar_t* gp = g.data_ptr<scalar_t>();
+    const scalar_t* zp = z.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    const auto e = static_cast<scalar_t>(eps);
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t end) {
+      if (own)
+        scaled_grad_inplace<scalar_t>(op + b, zp + b, end - b, e);
+      else
+        scaled_grad_loop<scalar_t>(gp + b, zp + b, op + b, end - b, e);
+    });
+  });
+  return out;
+}
+
+}  // namespace strata::lrp_detail
