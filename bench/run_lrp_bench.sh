@@ -9,7 +9,8 @@
 # variant, median reported; default 30), JOBS (build parallelism, default 2).
 # Prepares the model with tools/faceapi/prepare.py (npm pack + conversion + check against the
 # package's tfjs) into BUILD_DIR/faceapi if it is not there, builds strata_lrp_bench, runs C++
-# and Python, and prints the markdown table of docs/benchmarks.md (also BUILD_DIR/bench/lrp/lrp_bench.md).
+# (one process per composite) and Python, and prints the markdown table of docs/benchmarks.md
+# (also BUILD_DIR/bench/lrp/lrp_bench.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,25 +35,39 @@ BIN="$BUILD/bench/strata_lrp_bench"
 mkdir -p "$OUT"
 
 export OMP_NUM_THREADS="$THREADS"
-"$BIN" "$FACEAPI/face_expression.pt" "$FACEAPI/faces.safetensors" "$REPS" "$OUT/cpp.json" >&2
+# One process per composite (and per keep-points setting): each compares its explanation with the
+# forward pass and gradient x input of its own process.
+COMPOSITES="epsilon epsilon_plus_flat epsilon_gamma_box epsilon_alpha2_beta1"
+for c in $COMPOSITES; do
+  for mode in plain points; do
+    "$BIN" "$FACEAPI/face_expression.pt" "$FACEAPI/faces.safetensors" "$REPS" \
+      "$OUT/cpp_${c}_${mode}.json" "$c" "$mode" >&2
+  done
+done
 "$PY" "$ROOT/bench/python_lrp_bench.py" "$FACEAPI/face_expression.pt" "$FACEAPI/faces.safetensors" \
   "$REPS" "$OUT/py.json" >&2
 
-"$PY" - "$OUT/cpp.json" "$OUT/py.json" "$THREADS" <<'PY' | tee "$OUT/lrp_bench.md"
-import json, sys
-c = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2])); threads = sys.argv[3]
-fwd = c["forward_ms"]
-print(f"face-api face-expression CNN, one 112x112 face, {threads} thread(s), median of REPS runs:\n")
+"$PY" - "$OUT" "$THREADS" "$REPS" $COMPOSITES <<'PY' | tee "$OUT/lrp_bench.md"
+import json, os, statistics, sys
+out, threads, reps, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+p = json.load(open(os.path.join(out, "py.json")))
+runs = {(n, m): json.load(open(os.path.join(out, f"cpp_{n}_{m}.json")))
+        for n in names for m in ("plain", "points")}
+fwd = statistics.median(r["forward_ms"] for r in runs.values())
+gxi = statistics.median(r["gradient_x_input_ms"] for r in runs.values())
+print(f"face-api face-expression CNN, one 112x112 face, {threads} thread(s), median of {reps} runs; "
+      "each LRP row is divided by the forward pass timed in its own process:\n")
 print("| what | ms | / strata forward | / PyTorch forward | / PyTorch grad x input |")
 print("| --- | ---: | ---: | ---: | ---: |")
-def row(name, ms):
-    print(f"| {name} | {ms:.2f} | {ms / fwd:.2f} | {ms / p['forward_ms']:.2f} | {ms / p['gradient_x_input_ms']:.2f} |")
-row("strata forward (no grad)", fwd)
-row("PyTorch forward (no grad)", p["forward_ms"])
-row("PyTorch gradient x input", p["gradient_x_input_ms"])
-row("strata gradient x input", c["gradient_x_input_ms"])
-for name, ms in c["lrp_ms"].items():
-    row(f"strata LRP {name}", ms)
-for name, ms in c["lrp_with_points_ms"].items():
-    row(f"strata LRP {name} + relevance at all 86 hook points", ms)
+def row(name, ms, own_fwd):
+    print(f"| {name} | {ms:.2f} | {ms / own_fwd:.2f} | {ms / p['forward_ms']:.2f} | "
+          f"{ms / p['gradient_x_input_ms']:.2f} |")
+row("strata forward (no grad), median of the processes", fwd, fwd)
+row("PyTorch forward (no grad)", p["forward_ms"], fwd)
+row("PyTorch gradient x input", p["gradient_x_input_ms"], fwd)
+row("strata gradient x input, median of the processes", gxi, fwd)
+for m, suffix in (("plain", ""), ("points", " + relevance at all 86 hook points")):
+    for n in names:
+        r = runs[(n, m)]
+        row(f"strata LRP {n}{suffix}", r["lrp_ms"], r["forward_ms"])
 PY

@@ -39,45 +39,6 @@ at::Tensor stabilize(const at::Tensor& z, double eps) {
   return at::where(z >= 0, z + eps, z - eps);
 }
 
-// The epsilon rule at a layer whose output z the model computed itself: the autograd node
-// between z and the rest of the model. Its forward is no computation at all: the model goes on
-// with z.detach() (same memory, same version counter) as the node's output. Its backward
-// multiplies the gradient by z / (z + eps sign z) in one fused pass, writing into the gradient's
-// own buffer when nothing else holds it. The factor is computed in the backward from z itself
-// ("lazy") unless `scale` was computed in the forward ("eager"): for layers whose output the model
-// modifies in place (the driver checks z's version counter after the forward).
-struct EpsilonBackward : public torch::autograd::Node {
-  at::Tensor z, scale;
-  double eps = 0;
-
-  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
-    at::Tensor g = std::move(grads[0]);
-    if (!g.defined()) return {at::Tensor()};
-    if (scale.defined()) return {g * scale};
-    return {lrp_detail::epsilon_scaled_grad(std::move(g), z, eps)};
-  }
-  std::string name() const override { return "strata::LrpEpsilonBackward"; }
-  void release_variables() override {
-    z.reset();
-    scale.reset();
-  }
-
-  // The node's output for layer output `y`.
-  static at::Tensor apply_to(const at::Tensor& y, double eps, bool eager) {
-    auto node = std::shared_ptr<EpsilonBackward>(new EpsilonBackward(), torch::autograd::deleteNode);
-    node->set_next_edges(torch::autograd::collect_next_edges(y));
-    node->eps = eps;
-    if (eager) {
-      node->scale = lrp_detail::epsilon_scale(y.detach(), eps);
-    } else {
-      node->z = y.detach();
-    }
-    at::Tensor out = y.detach();
-    torch::autograd::create_gradient_edge(out, std::move(node));
-    return out;
-  }
-};
-
 // a / b where b != 0, else 0 (the 0/0 cases of LRP-0 and the pass rule carry no relevance).
 at::Tensor safe_div(const at::Tensor& a, const at::Tensor& b) {
   // a / 0 gives inf or nan, which `where` discards (no gradient flows through this).
@@ -88,8 +49,8 @@ at::Tensor safe_div(const at::Tensor& a, const at::Tensor& b) {
 // respect to the input only, and must not leave .grad behind on the model.
 class FreezeParams {
  public:
-  explicit FreezeParams(torch::jit::Module& m) {
-    for (const auto& p : m.parameters(/*recurse=*/true)) {
+  explicit FreezeParams(const std::vector<at::Tensor>& params) {
+    for (const auto& p : params) {
       if (p.requires_grad()) {
         at::Tensor t = p;
         t.requires_grad_(false);
@@ -230,6 +191,96 @@ void keep_freed_memory_in_process() {
 #endif
 }
 
+// True when EpsilonBackward can compute layer L's input gradient itself: Linear and zero-padded
+// convolutions whose hyper-parameters strata read (Layer::fast), with an input that takes a
+// gradient and an output of the shape the layer gives.
+bool computes_input_gradient(const Layer& L, const at::Tensor& x, const at::Tensor& y) {
+  if (L.fast == Layer::Fast::None || !x.defined() || !x.requires_grad() || !L.weight.defined())
+    return false;
+  if (!x.is_floating_point() || x.scalar_type() != L.weight.scalar_type() ||
+      x.device() != L.weight.device())
+    return false;
+  if (L.fast == Layer::Fast::Linear)
+    return x.dim() >= 1 && y.dim() == x.dim() && x.size(-1) == L.weight.size(1);
+  const int64_t spatial = static_cast<int64_t>(L.stride.size());
+  return x.dim() == spatial + 2 && y.dim() == x.dim() && L.weight.dim() == x.dim();
+}
+
+// The gradient at layer L's input x for gradient g at its output (the bias takes no part).
+at::Tensor input_gradient(const Layer& L, const at::Tensor& x, const at::Tensor& g) {
+  const at::Tensor& W = L.weight;
+  if (L.fast == Layer::Fast::Linear) return at::matmul(g, W);
+  bool pointwise = L.groups == 1;
+  for (size_t i = 0; i < L.stride.size(); ++i)
+    pointwise = pointwise && L.stride[i] == 1 && L.padding[i] == 0 && W.size(2 + i) == 1;
+  if (pointwise) {
+    // 1x1 convolution: per sample, W^T [Cin x Cout] times g [Cout x positions].
+    const int64_t n = g.size(0), cout = W.size(0), cin = W.size(1);
+    const at::Tensor wt = W.reshape({cout, cin}).t();
+    if (n == 1) return at::mm(wt, g.reshape({cout, -1})).reshape(x.sizes());
+    return at::matmul(wt, g.reshape({n, cout, -1})).reshape(x.sizes());
+  }
+  const std::vector<int64_t> out_pad(L.stride.size(), 0);
+  return std::get<0>(at::convolution_backward(g.contiguous(), x, W, c10::nullopt, L.stride,
+                                              L.padding, L.dilation, /*transposed=*/false,
+                                              out_pad, L.groups, {true, false, false}));
+}
+
+// The epsilon rule at a layer whose output z the model computed itself: the autograd node
+// between z and the rest of the model. Its forward is no computation at all: the model goes on
+// with z.detach() (same memory, same version counter) as the node's output. Its backward
+// multiplies the gradient by z / (z + eps sign z) in one fused pass, writing into the gradient's
+// own buffer when nothing else holds it. The factor is computed in the backward from z itself
+// ("lazy") unless `scale` was computed in the forward ("eager"): for layers whose output the model
+// modifies in place (the driver checks z's version counter after the forward).
+//
+// For Linear and zero-padded convolutions the node also stands in for the layer's own backward:
+// its edge goes to the layer's input, and it computes the input gradient itself, 1x1 convolutions
+// and Linear as one matrix product (cheaper than PyTorch's convolution backward on CPU). The
+// layer's own autograd node is then never run.
+struct EpsilonBackward : public torch::autograd::Node {
+  at::Tensor z, scale;
+  double eps = 0;
+  // Set when the node computes the layer's input gradient.
+  const Layer* layer = nullptr;
+  at::Tensor input;  // the layer's input (its sizes and options)
+
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    at::Tensor g = std::move(grads[0]);
+    if (!g.defined()) return {at::Tensor()};
+    g = scale.defined() ? g * scale : lrp_detail::epsilon_scaled_grad(std::move(g), z, eps);
+    return {layer == nullptr ? g : input_gradient(*layer, input, g)};
+  }
+  std::string name() const override { return "strata::LrpEpsilonBackward"; }
+  void release_variables() override {
+    z.reset();
+    scale.reset();
+    input.reset();
+  }
+
+  // The node's output for output `y` of layer `L` with input `x`.
+  static at::Tensor apply_to(const Layer& L, const at::Tensor& x, const at::Tensor& y, double eps,
+                             bool eager) {
+    auto node = std::shared_ptr<EpsilonBackward>(new EpsilonBackward(), torch::autograd::deleteNode);
+    if (computes_input_gradient(L, x, y)) {
+      node->layer = &L;
+      node->input = x.detach();
+      node->set_next_edges(torch::autograd::collect_next_edges(x));
+    } else {
+      node->set_next_edges(torch::autograd::collect_next_edges(y));
+    }
+    node->eps = eps;
+    if (eager) {
+      node->scale = lrp_detail::epsilon_scale(y.detach(), eps);
+    } else {
+      node->z = y.detach();
+    }
+    at::Tensor out = y.detach();
+    torch::autograd::create_gradient_edge(out, std::move(node));
+    return out;
+  }
+};
+
 }  // namespace
 
 struct LrpPass {
@@ -311,7 +362,7 @@ struct LrpPass {
         const double eps = rule.kind() == Rule::Kind::Zero ? 0.0 : rule.eps();
         if (y_is_layer_output) {
           if (eps == 0.0) return y;  // LRP-0 is the gradient
-          at::Tensor out = EpsilonBackward::apply_to(y, eps, L.eager_scale);
+          at::Tensor out = EpsilonBackward::apply_to(L, x, y, eps, L.eager_scale);
           if (!L.eager_scale) lazy.push_back({&L, yd, yd._version()});
           return out;
         }
@@ -479,6 +530,7 @@ struct LrpExplainer::Impl {
   LrpPass pass;
   std::vector<std::pair<std::string, std::string>> rules;
   std::unordered_map<std::string, std::string> type_of;
+  std::vector<at::Tensor> params;  // the model's parameters (read once: listing them is not free)
 };
 
 LrpExplainer::LrpExplainer(const Model& model, Composite composite, LrpOptions options)
@@ -486,6 +538,7 @@ LrpExplainer::LrpExplainer(const Model& model, Composite composite, LrpOptions o
   model.require_hook_points();
   keep_freed_memory_in_process();
   impl_->model = &model;
+  for (const auto& p : model.module().parameters(/*recurse=*/true)) impl_->params.push_back(p);
   impl_->composite = std::move(composite);
   impl_->options = options;
   impl_->pass.merge_tolerance = options.merge_tolerance;
@@ -546,8 +599,7 @@ LrpResult LrpExplainer::explain(const std::vector<c10::IValue>& inputs, int64_t 
   res.target = target;
   res.composite = impl_->composite.name();
   res.rules = impl_->rules;
-  torch::jit::Module& root = impl_->model->module();
-  FreezeParams freeze(root);
+  FreezeParams freeze(impl_->params);
   at::AutoGradMode grad_on(true);
   at::Tensor x;
   std::optional<HookSession> session;
