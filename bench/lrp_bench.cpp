@@ -3,14 +3,17 @@
 // to the Python peer (bench/python_lrp_bench.py) and prints the ratios of docs/benchmarks.md.
 //
 // usage: strata_lrp_bench MODEL.pt FACES.safetensors REPS OUT.json COMPOSITE plain|points
+//        [default-malloc]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <strata/core/error.h>
+#include <strata/core/memory.h>
 #include <strata/io/safetensors.h>
 #include <strata/lrp/composite.h>
 #include <strata/lrp/lrp.h>
 #include <strata/model/model.h>
+#include <sys/resource.h>
 #include <torch/csrc/jit/api/module.h>
 
 #include <algorithm>
@@ -33,7 +36,7 @@ namespace {
 class Interleaved {
  public:
   void add(std::string name, std::function<void()> f) {
-    runs_.push_back({std::move(name), std::move(f), {}});
+    runs_.push_back({std::move(name), std::move(f), {}, 0});
   }
   nlohmann::json run(int reps, int rounds = 5) {
     for (auto& r : runs_)
@@ -42,17 +45,20 @@ class Interleaved {
     for (int k = 0; k < rounds; ++k)
       for (auto& r : runs_) {
         r.f();
+        const long faults0 = minor_faults();
         for (int i = 0; i < per; ++i) {
           const auto a = std::chrono::steady_clock::now();
           r.f();
           const auto b = std::chrono::steady_clock::now();
           r.ms.push_back(std::chrono::duration<double, std::milli>(b - a).count());
         }
+        r.faults += minor_faults() - faults0;
       }
     nlohmann::json out;
     for (auto& r : runs_) {
       std::sort(r.ms.begin(), r.ms.end());
       out[r.name] = r.ms[r.ms.size() / 2];
+      out["page_faults_per_run"][r.name] = static_cast<double>(r.faults) / r.ms.size();
     }
     return out;
   }
@@ -62,7 +68,13 @@ class Interleaved {
     std::string name;
     std::function<void()> f;
     std::vector<double> ms;
+    long faults;
   };
+  static long minor_faults() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt;
+  }
   std::vector<Run> runs_;
 };
 
@@ -78,12 +90,20 @@ strata::Composite composite_named(const std::string& name) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 7 || (std::string(argv[6]) != "plain" && std::string(argv[6]) != "points")) {
+  const bool default_malloc = argc == 8 && std::string(argv[7]) == "default-malloc";
+  if ((argc != 7 && !default_malloc) ||
+      (std::string(argv[6]) != "plain" && std::string(argv[6]) != "points")) {
     std::fprintf(stderr,
-                 "usage: %s MODEL.pt FACES.safetensors REPS OUT.json COMPOSITE plain|points\n",
+                 "usage: %s MODEL.pt FACES.safetensors REPS OUT.json COMPOSITE plain|points "
+                 "[default-malloc]\n",
                  argv[0]);
     return 2;
   }
+  // As the strata command does at start-up (docs/benchmarks.md: without it, glibc hands the
+  // memory an explanation frees back to the kernel, and depending on where the heap lies the next
+  // explanation pays up to ~1,500 page faults for it).
+  // default-malloc leaves glibc's settings alone, to see the difference.
+  const bool retained = !default_malloc && strata::retain_freed_memory();
   const int reps = std::stoi(argv[3]);
   const std::string name = argv[5];
   const bool points = std::string(argv[6]) == "points";
@@ -111,6 +131,7 @@ int main(int argc, char** argv) {
   out["threads"] = at::get_num_threads();
   out["composite"] = name;
   out["relevance_at_all_points"] = points;
+  out["retain_freed_memory"] = retained;
   std::ofstream(argv[4]) << out.dump(2) << "\n";
   std::printf("%s\n", out.dump().c_str());
   return 0;

@@ -1,7 +1,5 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
-#include "epsilon_kernel.h"
-
 #include <strata/capture/hook_session.h>
 #include <strata/core/error.h>
 #include <strata/lrp/canonizer.h>
@@ -13,16 +11,11 @@
 #include <torch/csrc/jit/api/module.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <unordered_map>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
+#include "epsilon_kernel.h"
 
 namespace strata {
 
@@ -32,11 +25,6 @@ std::string shape_of(const at::Tensor& t) {
   std::string s = "[";
   for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
   return s + "]";
-}
-
-// Zennit's stabilizer: z + eps * sign(z), with sign(0) = +1.
-at::Tensor stabilize(const at::Tensor& z, double eps) {
-  return at::where(z >= 0, z + eps, z - eps);
 }
 
 // a / b where b != 0, else 0 (the 0/0 cases of LRP-0 and the pass rule carry no relevance).
@@ -149,8 +137,8 @@ at::Tensor run_layer(Layer& L, const at::Tensor& in, const at::Tensor& w, const 
   if (L.fast == Layer::Fast::Linear) return at::linear(in, w, b);
   if (L.fast == Layer::Fast::Conv) {
     const std::vector<int64_t> out_pad(L.stride.size(), 0);
-    return at::convolution(in, w, b, L.stride, L.padding, L.dilation, /*transposed=*/false,
-                           out_pad, L.groups);
+    return at::convolution(in, w, b, L.stride, L.padding, L.dilation, /*transposed=*/false, out_pad,
+                           L.groups);
   }
   SuspendHooks quiet;
   struct Restore {
@@ -170,25 +158,6 @@ at::Tensor run_layer(Layer& L, const at::Tensor& in, const at::Tensor& w, const 
     out = out + b.reshape(shape);
   }
   return out;
-}
-
-// An explanation keeps layer outputs alive until its backward, then frees them all at once. With
-// glibc's default malloc settings that memory can go back to the kernel after each explanation
-// and come back page by page in the next: on the face-expression CNN of bench/run_lrp_bench.sh
-// that was up to 1,500 page faults per explanation and three times the run time, depending on
-// where the heap happened to lie. Keeping blocks below 32 MiB on the heap and a free heap top of
-// up to 64 MiB in the process removes that (about 28 faults per explanation). Done once per
-// process, on glibc only, and not when the user set glibc.malloc tunables (GLIBC_TUNABLES).
-void keep_freed_memory_in_process() {
-#if defined(__GLIBC__)
-  static std::once_flag once;
-  std::call_once(once, [] {
-    const char* tunables = std::getenv("GLIBC_TUNABLES");
-    if (tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr) return;
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
-  });
-#endif
 }
 
 // True when EpsilonBackward can compute layer L's input gradient itself: Linear and zero-padded
@@ -222,8 +191,8 @@ at::Tensor input_gradient(const Layer& L, const at::Tensor& x, const at::Tensor&
   }
   const std::vector<int64_t> out_pad(L.stride.size(), 0);
   return std::get<0>(at::convolution_backward(g.contiguous(), x, W, c10::nullopt, L.stride,
-                                              L.padding, L.dilation, /*transposed=*/false,
-                                              out_pad, L.groups, {true, false, false}));
+                                              L.padding, L.dilation, /*transposed=*/false, out_pad,
+                                              L.groups, {true, false, false}));
 }
 
 // The epsilon rule at a layer whose output z the model computed itself: the autograd node
@@ -261,7 +230,8 @@ struct EpsilonBackward : public torch::autograd::Node {
   // The node's output for output `y` of layer `L` with input `x`.
   static at::Tensor apply_to(const Layer& L, const at::Tensor& x, const at::Tensor& y, double eps,
                              bool eager) {
-    auto node = std::shared_ptr<EpsilonBackward>(new EpsilonBackward(), torch::autograd::deleteNode);
+    auto node =
+        std::shared_ptr<EpsilonBackward>(new EpsilonBackward(), torch::autograd::deleteNode);
     if (computes_input_gradient(L, x, y)) {
       node->layer = &L;
       node->input = x.detach();
@@ -276,6 +246,60 @@ struct EpsilonBackward : public torch::autograd::Node {
       node->z = y.detach();
     }
     at::Tensor out = y.detach();
+    torch::autograd::create_gradient_edge(out, std::move(node));
+    return out;
+  }
+};
+
+// One modified run of a layer inside a rule: `t` carries the gradient to the layer's input (its
+// autograd graph runs the modified weights backwards); the gradient it receives is
+// coef * g * num / (den + eps sign den).
+struct RuleTerm {
+  at::Tensor t;    // the modified run
+  at::Tensor num;  // the layer's output (masked for gamma), detached
+  at::Tensor den;  // the run plus its modified bias, detached
+  double eps = 1e-6;
+  double coef = 1.0;
+};
+
+// The output of a layer under a rule with modified runs (every rule but epsilon/zero at a layer's
+// own output): value the layer's output y (an alias, no copy), gradient sent to each term's run
+// in one fused pass per term. Replaces the ATen form y + (T - T.detach()), T = sum of
+// coef * t * (num / stabilize(den)), whose forward and backward take ten element-wise kernels
+// per term.
+struct RuleBackward : public torch::autograd::Node {
+  std::vector<RuleTerm> terms;  // without t (its graph is reached through the edges)
+
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    at::Tensor g = std::move(grads[0]);
+    torch::autograd::variable_list out(terms.size());
+    if (!g.defined()) return out;
+    for (size_t k = 0; k < terms.size(); ++k) {
+      const RuleTerm& r = terms[k];
+      if (!should_compute_output(k)) continue;
+      // the last term may take over g's buffer
+      out[k] = k + 1 == terms.size()
+                   ? lrp_detail::ratio_scaled_grad(std::move(g), r.num, r.den, r.eps, r.coef)
+                   : lrp_detail::ratio_scaled_grad(g, r.num, r.den, r.eps, r.coef);
+    }
+    return out;
+  }
+  std::string name() const override { return "strata::LrpRuleBackward"; }
+  void release_variables() override { terms.clear(); }
+
+  static at::Tensor apply_to(const at::Tensor& y, std::vector<RuleTerm> terms) {
+    bool any = false;
+    for (const auto& r : terms) any = any || r.t.requires_grad();
+    at::Tensor out = y.detach();
+    if (!any) return out;
+    auto node = std::shared_ptr<RuleBackward>(new RuleBackward(), torch::autograd::deleteNode);
+    torch::autograd::edge_list edges;
+    for (auto& r : terms) {
+      edges.push_back(torch::autograd::impl::gradient_edge(r.t));
+      r.t.reset();
+    }
+    node->set_next_edges(std::move(edges));
+    node->terms = std::move(terms);
     torch::autograd::create_gradient_edge(out, std::move(node));
     return out;
   }
@@ -340,7 +364,6 @@ struct LrpPass {
   at::Tensor apply_rule(Layer& L, const Rule& rule, const at::Tensor& x, const at::Tensor& y,
                         const at::Tensor& W, const at::Tensor& B, bool y_is_layer_output) {
     const at::Tensor yd = y.detach();
-    at::Tensor T;
     auto f = [&](const at::Tensor& in, const at::Tensor& w) {
       return run_layer(L, in, w, at::Tensor());
     };
@@ -356,6 +379,15 @@ struct LrpPass {
     const at::Tensor xd = x.detach();
     auto pos = [](const at::Tensor& t) { return t.defined() ? t.clamp_min(0) : t; };
     auto neg = [](const at::Tensor& t) { return t.defined() ? t.clamp_max(0) : t; };
+    // The numerator of every term but gamma's: the layer's output itself, read in the backward
+    // unless the model changes it in place (then a copy; see LrpPass::lazy).
+    bool reads_output = false;
+    auto num = [&]() {
+      if (L.eager_scale) return yd.clone();
+      reads_output = true;
+      return yd;
+    };
+    std::vector<RuleTerm> terms;
     switch (rule.kind()) {
       case Rule::Kind::Zero:
       case Rule::Kind::Epsilon: {
@@ -368,8 +400,7 @@ struct LrpPass {
         }
         at::Tensor z = run_layer(L, x, W, B);
         const at::Tensor zd = z.detach();
-        const at::Tensor ratio = eps == 0.0 ? safe_div(yd, zd) : yd / stabilize(zd, eps);
-        T = z * ratio;
+        terms.push_back({z, num(), zd, eps, 1.0});
         break;
       }
       case Rule::Kind::ZPlus:
@@ -382,11 +413,11 @@ struct LrpPass {
         // positive part: x+ W+ (+ b+) + x- W-; negative part: x+ W- (+ b-) + x- W+
         at::Tensor tp = f(xp, Wp);
         if (!nonneg) tp = tp + f(xn, Wn);
-        T = alpha * tp * (yd / stabilize(addb(tp, pos(B)), 1e-6));
+        terms.push_back({tp, num(), addb(tp, pos(B)), 1e-6, alpha});
         if (beta != 0.0) {
           at::Tensor tn = f(xp, Wn);
           if (!nonneg) tn = tn + f(xn, Wp);
-          T = T - beta * tn * (yd / stabilize(addb(tn, neg(B)), 1e-6));
+          terms.push_back({tn, num(), addb(tn, neg(B)), 1e-6, -beta});
         }
         break;
       }
@@ -405,9 +436,9 @@ struct LrpPass {
           tp = tp + f(xn, Wb);
           tn = tn + f(xn, Wa);
         }
-        const at::Tensor sp = (z > 0).to(z.scalar_type()), sn = (z < 0).to(z.scalar_type());
-        T = tp * (yd * sp / stabilize(addb(tp, Ba), 1e-6)) +
-            tn * (yd * sn / stabilize(addb(tn, Bb), 1e-6));
+        // numerators computed now, so they do not read the output later
+        terms.push_back({tp, yd * (z > 0).to(z.scalar_type()), addb(tp, Ba), 1e-6, 1.0});
+        terms.push_back({tn, yd * (z < 0).to(z.scalar_type()), addb(tn, Bb), 1e-6, 1.0});
         break;
       }
       case Rule::Kind::ZBox: {
@@ -418,7 +449,7 @@ struct LrpPass {
                          th = f(const_input(x, hi), Wn);
         // The biases b - b+ - b- cancel.
         const at::Tensor d = addb(tx, B) - addb(tl, pos(B)) - addb(th, neg(B));
-        T = (tx - tl - th) * (yd / stabilize(d, 1e-6));
+        terms.push_back({tx - tl - th, num(), d, 1e-6, 1.0});
         break;
       }
       case Rule::Kind::Flat:
@@ -427,13 +458,14 @@ struct LrpPass {
         const at::Tensor Wm = flat ? at::ones_like(W) : W * W;
         const at::Tensor Bm = (flat || !B.defined()) ? at::Tensor() : B * B;
         const at::Tensor t = f(const_input(x, at::ones_like(xd)), Wm);
-        T = t * (yd / stabilize(addb(t, Bm), 1e-6));
+        terms.push_back({t, num(), addb(t, Bm), 1e-6, 1.0});
         break;
       }
       case Rule::Kind::Pass:
         throw Error(str_cat("LRP: internal: pass rule at linear layer '", L.name, "'"));
     }
-    return yd + (T - T.detach());
+    if (reads_output) lazy.push_back({&L, yd, yd._version()});
+    return RuleBackward::apply_to(y, std::move(terms));
   }
 
   at::Tensor on_input(const HookPoint& p, const at::Tensor& x) {
@@ -536,7 +568,6 @@ struct LrpExplainer::Impl {
 LrpExplainer::LrpExplainer(const Model& model, Composite composite, LrpOptions options)
     : impl_(std::make_unique<Impl>()) {
   model.require_hook_points();
-  keep_freed_memory_in_process();
   impl_->model = &model;
   for (const auto& p : model.module().parameters(/*recurse=*/true)) impl_->params.push_back(p);
   impl_->composite = std::move(composite);

@@ -166,9 +166,9 @@ TEST(Lrp, EpsilonIsRightWhenTheModelChangesConvOutputsInPlace) {
   }
   // eps changes the relevance visibly here (else a wrong factor could go unnoticed)
   const LrpResult zero = lrp(reference_model, {x}, 1, Composite::parse_rules("*=zero"));
-  EXPECT_GT(max_abs_diff(zero.relevance, want.relevance), 0.05 * want.relevance.abs().max().item<double>());
-  {
-  }
+  EXPECT_GT(max_abs_diff(zero.relevance, want.relevance),
+            0.05 * want.relevance.abs().max().item<double>());
+  {}
 }
 
 TEST(Lrp, ActivationsNeedAnElementWiseRule) {

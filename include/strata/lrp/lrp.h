@@ -1,8 +1,10 @@
 // Layer-wise relevance propagation (Bach et al. 2015; Montavon et al. 2019) on any TorchScript
 // model, through the hook layer. At every linear/conv layer the output y is replaced, during one
-// forward pass, by a tensor with the same value whose gradient carries the rule:
+// forward pass, by a tensor with the same value whose gradient carries the rule, i.e. the value
+// and gradient of
 //     out = y + (T - T.detach()),   T = sum_i c_i z'_i(x) * (y * mask_i / stab(d_i)).detach()
-// with z'_i the rule-modified layer (the "gradient trick"); relevance at any tensor is then
+// with z'_i the rule-modified layer (the "gradient trick"; strata computes it with one autograd
+// node per layer and fused kernels, not with these ATen ops); relevance at any tensor is then
 // tensor x gradient. Element-wise activation modules get the pass rule, and everything the
 // graph does between modules (residual adds, concatenation, average pooling, reshapes) follows the
 // gradient, which for these linear operations is exactly the proportional z-rule; max pooling is
@@ -84,8 +86,11 @@ struct LrpResult {
 };
 
 /// Explains predictions of one model with one composite; keeps what it learned about the model
-/// (which BatchNorm follows which layer) between calls, so repeated explanations cost one forward
-/// and one backward pass each.
+/// (which BatchNorm follows which layer, which layer outputs the model changes in place) between
+/// calls, so repeated explanations cost one forward and one backward pass each. A program that
+/// explains many inputs should call strata::retain_freed_memory() (strata/core/memory.h) once at
+/// start-up, as the strata command does: otherwise glibc may return the memory each explanation
+/// frees to the kernel and the next one pays page faults for it (up to 3x its run time).
 ///
 ///   strata::LrpExplainer ex(model, strata::Composite::epsilon_gamma_box(-1, 1));
 ///   for (auto& img : images) heat.push_back(ex.explain({img}, 3).relevance);
