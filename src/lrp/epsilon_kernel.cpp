@@ -28,23 +28,6 @@ STRATA_VECTOR_CLONES void scale_loop(const T* __restrict z, T* __restrict out, i
 }
 
 template <typename T>
-STRATA_VECTOR_CLONES void scaled_grad_inplace(T* g, const T* __restrict z, int64_t n, T eps) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T v = z[i];
-    g[i] = g[i] * (v / (v + (v >= T(0) ? eps : -eps)));
-  }
-}
-
-template <typename T>
-STRATA_VECTOR_CLONES void scaled_grad_loop(const T* __restrict g, const T* __restrict z,
-                                           T* __restrict out, int64_t n, T eps) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T v = z[i];
-    out[i] = g[i] * (v / (v + (v >= T(0) ? eps : -eps)));
-  }
-}
-
-template <typename T>
 STRATA_VECTOR_CLONES void ratio_loop(const T* g, const T* __restrict num, const T* __restrict den,
                                      T* out, int64_t n, T eps, T coef) {
   // out may be g itself (same index read before written)
@@ -88,33 +71,6 @@ at::Tensor epsilon_scale(const at::Tensor& z_in, double eps) {
   return out;
 }
 
-at::Tensor epsilon_scaled_grad(at::Tensor g_in, const at::Tensor& z_in, double eps) {
-  if (!fused_ok(z_in) || g_in.scalar_type() != z_in.scalar_type() || !g_in.device().is_cpu() ||
-      g_in.sizes() != z_in.sizes())
-    return g_in * stabilized_ratio(z_in, eps);
-  const at::Tensor z = z_in.contiguous();
-  // A gradient nothing else refers to (no other tensor, no view of its storage) is overwritten:
-  // a fresh buffer of this size per layer would cost page faults on every call.
-  const bool own = g_in.is_contiguous() && !g_in.requires_grad() && g_in.use_count() == 1 &&
-                   g_in.storage().use_count() == 1;
-  const at::Tensor g = g_in.contiguous();
-  at::Tensor out = own ? g : at::empty_like(z, at::MemoryFormat::Contiguous);
-  const int64_t n = z.numel();
-  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "epsilon_scaled_grad", [&] {
-    const scalar_t* gp = g.data_ptr<scalar_t>();
-    const scalar_t* zp = z.data_ptr<scalar_t>();
-    scalar_t* op = out.data_ptr<scalar_t>();
-    const auto e = static_cast<scalar_t>(eps);
-    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t end) {
-      if (own)
-        scaled_grad_inplace<scalar_t>(op + b, zp + b, end - b, e);
-      else
-        scaled_grad_loop<scalar_t>(gp + b, zp + b, op + b, end - b, e);
-    });
-  });
-  return out;
-}
-
 at::Tensor ratio_scaled_grad(at::Tensor g_in, const at::Tensor& num_in, const at::Tensor& den_in,
                              double eps, double coef) {
   const auto st = den_in.scalar_type();
@@ -147,6 +103,10 @@ at::Tensor ratio_scaled_grad(at::Tensor g_in, const at::Tensor& num_in, const at
     });
   });
   return out;
+}
+
+at::Tensor epsilon_scaled_grad(at::Tensor g, const at::Tensor& z, double eps) {
+  return ratio_scaled_grad(std::move(g), z, z, eps, 1.0);
 }
 
 }  // namespace strata::lrp_detail
