@@ -263,6 +263,24 @@ TEST(LrpFaceApi, ZeroRuleIsGradientTimesInputOnRealModel) {
   }
 }
 
+TEST(LrpFaceApi, BatchRowsEqualSingleExplanations) {
+  // Rows of a batch are explained independently (the 1x1 convolutions' input gradient is a
+  // batched matrix product for several rows, one for a single row).
+  Model model = Model::load(faceapi("face_expression.pt"));
+  const at::Tensor x =
+      load_safetensors(faceapi("faces.safetensors")).tensors.at("arg0").slice(0, 0, 3);
+  for (const std::string name : {"epsilon", "epsilon_plus_flat"}) {
+    LrpExplainer ex(model, Composite::preset(name), LrpOptions().set_keep_points(false));
+    const at::Tensor batch = ex.explain({x}, 1).relevance;
+    for (int64_t i = 0; i < x.size(0); ++i) {
+      const at::Tensor one = ex.explain({x.slice(0, i, i + 1)}, 1).relevance;
+      EXPECT_LT(max_abs_diff(batch.slice(0, i, i + 1), one),
+                1e-5 * (1 + one.abs().max().item<double>()))
+          << name << " row " << i;
+    }
+  }
+}
+
 // Zennit's three composites on the real network against tests/lrp/face_lrp_reference.py: relevance
 // propagated the way Zennit does it (per-layer BasicHooks with autograd, Norm on every sum, Pass
 // on activations) over the network's known structure, sharing no code with strata.
