@@ -6,7 +6,6 @@
 #include <strata/lrp/lrp.h>
 #include <strata/model/model.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/jit/api/module.h>
 
@@ -15,7 +14,7 @@
 #include <optional>
 #include <unordered_map>
 
-#include "epsilon_kernel.h"
+#include "ratio_kernel.h"
 
 namespace strata {
 
@@ -67,9 +66,9 @@ struct Layer {
   enum class Fast { None, Linear, Conv } fast = Fast::None;
   std::vector<int64_t> stride, padding, dilation;
   int64_t groups = 1;
-  // The epsilon rule's factor is computed in the forward (not from the output in the backward),
-  // because the model modifies this layer's output in place.
-  bool eager_scale = false;
+  // The model changes this layer's output in place later in the forward, so the rules' backward
+  // reads a copy of it taken at the layer (else the output itself; see LrpPass::lazy).
+  bool copy_output = false;
   // An activation that works in place gets a copy of its input (the pass rule needs the input).
   bool copy_input = false;
   // Per forward call:
@@ -195,20 +194,18 @@ at::Tensor input_gradient(const Layer& L, const at::Tensor& x, const at::Tensor&
                                               L.groups, {true, false, false}));
 }
 
-// The epsilon rule at a layer whose output z the model computed itself: the autograd node
-// between z and the rest of the model. Its forward is no computation at all: the model goes on
-// with z.detach() (same memory, same version counter) as the node's output. Its backward
-// multiplies the gradient by z / (z + eps sign z) in one fused pass, writing into the gradient's
-// own buffer when nothing else holds it. The factor is computed in the backward from z itself
-// ("lazy") unless `scale` was computed in the forward ("eager"): for layers whose output the model
-// modifies in place (the driver checks z's version counter after the forward).
+// The epsilon rule at a layer whose output y the model computed itself: the autograd node
+// between y and the rest of the model. Its forward is no computation at all: the model goes on
+// with y.detach() (same memory, same version counter) as the node's output. Its backward
+// multiplies the gradient by z / (z + eps sign z), z = y or the copy LrpPass::output_for_backward
+// gave, in one fused pass, writing into the gradient's own buffer when nothing else holds it.
 //
 // For Linear and zero-padded convolutions the node also stands in for the layer's own backward:
 // its edge goes to the layer's input, and it computes the input gradient itself, 1x1 convolutions
 // and Linear as one matrix product (cheaper than PyTorch's convolution backward on CPU). The
 // layer's own autograd node is then never run.
 struct EpsilonBackward : public torch::autograd::Node {
-  at::Tensor z, scale;
+  at::Tensor z;
   double eps = 0;
   // Set when the node computes the layer's input gradient.
   const Layer* layer = nullptr;
@@ -217,19 +214,19 @@ struct EpsilonBackward : public torch::autograd::Node {
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
     at::Tensor g = std::move(grads[0]);
     if (!g.defined()) return {at::Tensor()};
-    g = scale.defined() ? g * scale : lrp_detail::epsilon_scaled_grad(std::move(g), z, eps);
+    g = lrp_detail::ratio_scaled_grad(std::move(g), z, z, eps, 1.0);
     return {layer == nullptr ? g : input_gradient(*layer, input, g)};
   }
   std::string name() const override { return "strata::LrpEpsilonBackward"; }
   void release_variables() override {
     z.reset();
-    scale.reset();
     input.reset();
   }
 
-  // The node's output for output `y` of layer `L` with input `x`.
-  static at::Tensor apply_to(const Layer& L, const at::Tensor& x, const at::Tensor& y, double eps,
-                             bool eager) {
+  // The node's output for output `y` of layer `L` with input `x`; `z`: y's values for the
+  // backward.
+  static at::Tensor apply_to(const Layer& L, const at::Tensor& x, const at::Tensor& y,
+                             const at::Tensor& z, double eps) {
     auto node =
         std::shared_ptr<EpsilonBackward>(new EpsilonBackward(), torch::autograd::deleteNode);
     if (computes_input_gradient(L, x, y)) {
@@ -240,11 +237,7 @@ struct EpsilonBackward : public torch::autograd::Node {
       node->set_next_edges(torch::autograd::collect_next_edges(y));
     }
     node->eps = eps;
-    if (eager) {
-      node->scale = lrp_detail::epsilon_scale(y.detach(), eps);
-    } else {
-      node->z = y.detach();
-    }
+    node->z = z;
     at::Tensor out = y.detach();
     torch::autograd::create_gradient_edge(out, std::move(node));
     return out;
@@ -318,9 +311,9 @@ struct LrpPass {
   std::map<std::string, std::string> bn_of_layer;  // layer -> bn (learned during the pass)
   std::map<std::string, MergedPair> merged;        // by bn name
   double merge_tolerance = 1e-3;
-  // Outputs whose epsilon factor the backward computes from the output itself, with the output's
-  // version at the time: if the model changed one in place later in the forward, the factor would
-  // be wrong, so the layer switches to the eager factor and the pass runs again.
+  // Layer outputs the backward reads as they are, with their version at the time: if the model
+  // changed one in place later in the forward, the backward would read the wrong values, so the
+  // layer switches to a copy (Layer::copy_output) and the pass runs again.
   struct Lazy {
     Layer* layer;
     at::Tensor output;
@@ -328,17 +321,25 @@ struct LrpPass {
   };
   std::vector<Lazy> lazy;
 
-  // After the forward: switches the layers whose output changed in place to the eager factor;
-  // true when there were any (the pass must run again).
-  bool switch_modified_to_eager() {
+  // After the forward: switches the layers whose output changed in place to copies; true when
+  // there were any (the pass must run again).
+  bool switch_modified_to_copies() {
     bool any = false;
     for (const Lazy& l : lazy) {
       if (l.output._version() == l.version) continue;
-      l.layer->eager_scale = true;
+      l.layer->copy_output = true;
       any = true;
     }
     lazy.clear();
     return any;
+  }
+
+  // Layer L's output (detached) as the backward will read it: the output itself, checked after
+  // the forward for in-place changes, or a copy for a layer known to change it.
+  at::Tensor output_for_backward(Layer& L, const at::Tensor& yd) {
+    if (L.copy_output) return yd.clone();
+    lazy.push_back({&L, yd, yd._version()});
+    return yd;
   }
 
   // The input the gradient should carry for modifier value `c` (a constant such as ones or a
@@ -357,7 +358,6 @@ struct LrpPass {
     return carried + (cv - carried.detach());
   }
 
-  // The replacement of output `y` of layer `L` for input `x` with weight `W`, bias `B`.
   // The replacement of output `y` of layer `L` for input `x` with weight `W`, bias `B`. Each
   // rule's denominators are the values of the terms whose gradients carry it (plus their biases),
   // so every modified layer runs once.
@@ -379,14 +379,7 @@ struct LrpPass {
     const at::Tensor xd = x.detach();
     auto pos = [](const at::Tensor& t) { return t.defined() ? t.clamp_min(0) : t; };
     auto neg = [](const at::Tensor& t) { return t.defined() ? t.clamp_max(0) : t; };
-    // The numerator of every term but gamma's: the layer's output itself, read in the backward
-    // unless the model changes it in place (then a copy; see LrpPass::lazy).
-    bool reads_output = false;
-    auto num = [&]() {
-      if (L.eager_scale) return yd.clone();
-      reads_output = true;
-      return yd;
-    };
+    // The numerator of every term but gamma's is the layer's output (output_for_backward).
     std::vector<RuleTerm> terms;
     switch (rule.kind()) {
       case Rule::Kind::Zero:
@@ -394,13 +387,11 @@ struct LrpPass {
         const double eps = rule.kind() == Rule::Kind::Zero ? 0.0 : rule.eps();
         if (y_is_layer_output) {
           if (eps == 0.0) return y;  // LRP-0 is the gradient
-          at::Tensor out = EpsilonBackward::apply_to(L, x, y, eps, L.eager_scale);
-          if (!L.eager_scale) lazy.push_back({&L, yd, yd._version()});
-          return out;
+          return EpsilonBackward::apply_to(L, x, y, output_for_backward(L, yd), eps);
         }
         at::Tensor z = run_layer(L, x, W, B);
         const at::Tensor zd = z.detach();
-        terms.push_back({z, num(), zd, eps, 1.0});
+        terms.push_back({z, output_for_backward(L, yd), zd, eps, 1.0});
         break;
       }
       case Rule::Kind::ZPlus:
@@ -411,13 +402,14 @@ struct LrpPass {
         const bool nonneg = xd.min().item<double>() >= 0;  // x- = 0: skip its terms
         const at::Tensor xp = nonneg ? x : x.clamp_min(0), xn = x.clamp_max(0);
         // positive part: x+ W+ (+ b+) + x- W-; negative part: x+ W- (+ b-) + x- W+
+        const at::Tensor out = output_for_backward(L, yd);
         at::Tensor tp = f(xp, Wp);
         if (!nonneg) tp = tp + f(xn, Wn);
-        terms.push_back({tp, num(), addb(tp, pos(B)), 1e-6, alpha});
+        terms.push_back({tp, out, addb(tp, pos(B)), 1e-6, alpha});
         if (beta != 0.0) {
           at::Tensor tn = f(xp, Wn);
           if (!nonneg) tn = tn + f(xn, Wp);
-          terms.push_back({tn, num(), addb(tn, neg(B)), 1e-6, -beta});
+          terms.push_back({tn, out, addb(tn, neg(B)), 1e-6, -beta});
         }
         break;
       }
@@ -449,7 +441,7 @@ struct LrpPass {
                          th = f(const_input(x, hi), Wn);
         // The biases b - b+ - b- cancel.
         const at::Tensor d = addb(tx, B) - addb(tl, pos(B)) - addb(th, neg(B));
-        terms.push_back({tx - tl - th, num(), d, 1e-6, 1.0});
+        terms.push_back({tx - tl - th, output_for_backward(L, yd), d, 1e-6, 1.0});
         break;
       }
       case Rule::Kind::Flat:
@@ -458,13 +450,12 @@ struct LrpPass {
         const at::Tensor Wm = flat ? at::ones_like(W) : W * W;
         const at::Tensor Bm = (flat || !B.defined()) ? at::Tensor() : B * B;
         const at::Tensor t = f(const_input(x, at::ones_like(xd)), Wm);
-        terms.push_back({t, num(), addb(t, Bm), 1e-6, 1.0});
+        terms.push_back({t, output_for_backward(L, yd), addb(t, Bm), 1e-6, 1.0});
         break;
       }
       case Rule::Kind::Pass:
         throw Error(str_cat("LRP: internal: pass rule at linear layer '", L.name, "'"));
     }
-    if (reads_output) lazy.push_back({&L, yd, yd._version()});
     return RuleBackward::apply_to(y, std::move(terms));
   }
 
@@ -636,7 +627,7 @@ LrpResult LrpExplainer::explain(const std::vector<c10::IValue>& inputs, int64_t 
   std::optional<HookSession> session;
   c10::IValue out_v;
   // A second run only when the model turned out to modify a layer output in place (see
-  // LrpPass::lazy); the layer then keeps the eager factor, so later calls run once.
+  // LrpPass::lazy); the layer then keeps reading a copy, so later calls run once.
   do {
     P.proxies.clear();
     P.linear_outputs.clear();
@@ -658,7 +649,7 @@ LrpResult LrpExplainer::explain(const std::vector<c10::IValue>& inputs, int64_t 
           .keep(KeepOptions().set_clone(true).set_device(std::nullopt));
     }
     out_v = impl_->model->forward(args);
-  } while (P.switch_modified_to_eager());
+  } while (P.switch_modified_to_copies());
   const std::vector<at::Tensor> outs = flatten_tensors(out_v);
   STRATA_CHECK(!outs.empty(), "LRP: the model returned no tensor (", describe_value(out_v), ")");
   const at::Tensor out = outs[0];

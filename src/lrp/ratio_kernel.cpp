@@ -1,4 +1,4 @@
-#include "epsilon_kernel.h"
+#include "ratio_kernel.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -19,18 +19,10 @@ namespace {
 constexpr int64_t kGrain = 16384;
 
 template <typename T>
-STRATA_VECTOR_CLONES void scale_loop(const T* __restrict z, T* __restrict out, int64_t n, T eps) {
-  // (a select between two constants, which vectorizes; z + (-eps) == z - eps exactly)
-  for (int64_t i = 0; i < n; ++i) {
-    const T v = z[i];
-    out[i] = v / (v + (v >= T(0) ? eps : -eps));
-  }
-}
-
-template <typename T>
 STRATA_VECTOR_CLONES void ratio_loop(const T* g, const T* __restrict num, const T* __restrict den,
                                      T* out, int64_t n, T eps, T coef) {
-  // out may be g itself (same index read before written)
+  // out may be g itself (same index read before written); the stabilizer is a select between
+  // two constants, which vectorizes (z + (-eps) == z - eps exactly)
   for (int64_t i = 0; i < n; ++i) {
     const T d = den[i];
     out[i] = coef * (g[i] * (num[i] / (d + (d >= T(0) ? eps : -eps))));
@@ -49,27 +41,7 @@ bool fused_ok(const at::Tensor& t) {
   return t.device().is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
 }
 
-at::Tensor stabilized_ratio(const at::Tensor& z, double eps) {
-  return z / at::where(z >= 0, z + eps, z - eps);
-}
-
 }  // namespace
-
-at::Tensor epsilon_scale(const at::Tensor& z_in, double eps) {
-  if (!fused_ok(z_in)) return stabilized_ratio(z_in, eps);
-  const at::Tensor z = z_in.contiguous();
-  at::Tensor out = at::empty_like(z, at::MemoryFormat::Contiguous);
-  const int64_t n = z.numel();
-  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "epsilon_scale", [&] {
-    const scalar_t* zp = z.data_ptr<scalar_t>();
-    scalar_t* op = out.data_ptr<scalar_t>();
-    const auto e = static_cast<scalar_t>(eps);
-    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t end) {
-      scale_loop<scalar_t>(zp + b, op + b, end - b, e);
-    });
-  });
-  return out;
-}
 
 at::Tensor ratio_scaled_grad(at::Tensor g_in, const at::Tensor& num_in, const at::Tensor& den_in,
                              double eps, double coef) {
@@ -103,10 +75,6 @@ at::Tensor ratio_scaled_grad(at::Tensor g_in, const at::Tensor& num_in, const at
     });
   });
   return out;
-}
-
-at::Tensor epsilon_scaled_grad(at::Tensor g, const at::Tensor& z, double eps) {
-  return ratio_scaled_grad(std::move(g), z, z, eps, 1.0);
 }
 
 }  // namespace strata::lrp_detail
