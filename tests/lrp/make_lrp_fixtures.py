@@ -223,6 +223,20 @@ class MobileNet(nn.Module):
         return self.fc(self.flatten(x))
 
 
+def bias_free_batchnorms(net, gen):
+    """Random BatchNorm statistics and scales from `gen`, with beta chosen so that the merged bias
+    s * (0 - mean) + beta is zero: the merged network is bias-free and LRP must conserve relevance
+    exactly."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+                m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+                m.running_mean.copy_(torch.randn(c, generator=gen))
+                m.bias.copy_(m.weight / torch.sqrt(m.running_var + m.eps) * m.running_mean)
+
+
 def mobile_case(out):
     torch.manual_seed(11)
     net = MobileNet().float()
@@ -231,14 +245,7 @@ def mobile_case(out):
         for m in net.modules():
             if isinstance(m, nn.Conv2d):
                 m.weight.mul_(3.0)  # large enough that some ReLU6 saturate
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-                m.running_mean.copy_(torch.randn(c, generator=gen))
-                # beta chosen so that the merged bias s * (0 - mean) + beta is zero: the merged
-                # network is bias-free and LRP must conserve relevance exactly.
-                m.bias.copy_(m.weight / torch.sqrt(m.running_var + m.eps) * m.running_mean)
+    bias_free_batchnorms(net, gen)
     net.eval()
     torch.jit.script(net).save(os.path.join(out, "mobile_net.pt"))
     x = torch.randn(1, 3, 16, 16, generator=gen) * 3.0
@@ -355,14 +362,7 @@ def resnet_case(out):
     torch.manual_seed(0)
     net = ResNet()
     gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-                m.running_mean.copy_(torch.randn(c, generator=gen))
-                m.bias.copy_(m.weight / torch.sqrt(m.running_var + m.eps) * m.running_mean)
+    bias_free_batchnorms(net, gen)
     net.eval()
     torch.jit.script(net).save(os.path.join(out, "resnet.pt"))
     stio.save(os.path.join(out, "resnet.safetensors"), {"arg0": torch.randn(1, 3, 32, 32, generator=gen)})
