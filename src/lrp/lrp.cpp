@@ -20,11 +20,7 @@ namespace strata {
 
 namespace {
 
-std::string shape_of(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
+std::string shape_of(const at::Tensor& t) { return str_cat(t.sizes()); }  // "[1, 3, 112, 112]"
 
 // a / b where b != 0, else 0 (the 0/0 cases of LRP-0 and the pass rule carry no relevance).
 at::Tensor safe_div(const at::Tensor& a, const at::Tensor& b) {
