@@ -7,7 +7,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
-#include <strata/core/error.h>
 #include <strata/core/memory.h>
 #include <strata/io/safetensors.h>
 #include <strata/lrp/composite.h>
@@ -80,15 +79,6 @@ class Interleaved {
 
 }  // namespace
 
-strata::Composite composite_named(const std::string& name) {
-  if (name == "epsilon") return strata::Composite();
-  if (name == "epsilon_gamma_box") return strata::Composite::epsilon_gamma_box(-0.49, 0.6);
-  if (name == "epsilon_plus_flat") return strata::Composite::epsilon_plus_flat();
-  if (name == "epsilon_alpha2_beta1") return strata::Composite::epsilon_alpha2_beta1();
-  throw strata::Error("unknown composite '" + name +
-                      "' (epsilon, epsilon_gamma_box, epsilon_plus_flat, epsilon_alpha2_beta1)");
-}
-
 int main(int argc, char** argv) {
   const bool default_malloc = argc == 8 && std::string(argv[7]) == "default-malloc";
   if ((argc != 7 && !default_malloc) ||
@@ -113,7 +103,9 @@ int main(int argc, char** argv) {
   for (auto p : model.module().parameters()) p.requires_grad_(false);
   // One composite per process, as a user explaining many inputs runs it: the forward pass it is
   // compared with runs in the same process, with the same allocator state.
-  strata::LrpExplainer ex(model, composite_named(name),
+  // EpsilonGammaBox's z^B rule takes the input's bounds: the range of face-api's normalized pixels.
+  const std::string preset = name == "epsilon_gamma_box" ? name + ":-0.49:0.6" : name;
+  strata::LrpExplainer ex(model, strata::Composite::preset(preset),
                           strata::LrpOptions().set_keep_points(points));
   Interleaved bench;
   bench.add("forward_ms", [&] {
